@@ -1,0 +1,208 @@
+"""Frozen value types shared by every layer: hosts, pods, containers, volumes.
+
+Decisions (placement, planning) are pure functions over these; nothing here does I/O.
+Mappings are stored as sorted tuples of pairs so every value is hashable and the
+same input always compares (and renders) the same way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterable, Mapping
+
+Pairs = tuple[tuple[str, str], ...]
+
+
+def pairs(mapping: Mapping[str, str] | Iterable[tuple[str, str]] | None) -> Pairs:
+    """A mapping as a sorted tuple of (key, value): hashable and order-independent."""
+    if not mapping:
+        return ()
+    items = mapping.items() if isinstance(mapping, Mapping) else mapping
+    return tuple(sorted((str(k), str(v)) for k, v in items))
+
+
+# ---------------------------------------------------------------- hosts
+
+
+@dataclass(frozen=True)
+class Taint:
+    key: str
+    value: str = ""
+    effect: str = "NoSchedule"  # NoSchedule | PreferNoSchedule | NoExecute
+
+
+@dataclass(frozen=True)
+class Capacity:
+    """What a host offers to pods. cpu in millicores, memory in bytes."""
+
+    cpu_m: int = 0
+    memory: int = 0
+    pods: int = 110  # Kubernetes' default max pods per node
+
+
+@dataclass(frozen=True)
+class Host:
+    name: str
+    address: str
+    port: int = 22
+    user: str = "root"
+    key_file: str | None = None
+    known_hosts: str | None = None  # None: the user's ~/.ssh/known_hosts
+    become: bool = False  # run scripts through sudo
+    become_user: str = "root"
+    password: str | None = None
+    labels: Pairs = ()
+    taints: tuple[Taint, ...] = ()
+    capacity: Capacity | None = None  # None: use what the probe reports
+    pod_cidr: str | None = None
+    groups: tuple[str, ...] = ()
+    source: str = ""  # the inventory file, for error messages
+
+    @property
+    def label_map(self) -> dict[str, str]:
+        return dict(self.labels)
+
+
+# ---------------------------------------------------------------- pods
+
+
+@dataclass(frozen=True)
+class Resources:
+    """cpu in millicores, memory in bytes; None where the manifest says nothing."""
+
+    cpu_m: int | None = None
+    memory: int | None = None
+
+
+@dataclass(frozen=True)
+class EnvVar:
+    name: str
+    value: str
+
+
+@dataclass(frozen=True)
+class ContainerPort:
+    container_port: int
+    protocol: str = "TCP"
+    name: str | None = None
+    host_port: int | None = None
+
+
+@dataclass(frozen=True)
+class VolumeMount:
+    name: str
+    mount_path: str
+    read_only: bool = False
+
+
+@dataclass(frozen=True)
+class Container:
+    name: str
+    image: str
+    command: tuple[str, ...] | None = None  # None: the image's entrypoint
+    args: tuple[str, ...] | None = None  # None: the image's cmd
+    env: tuple[EnvVar, ...] = ()
+    working_dir: str | None = None
+    ports: tuple[ContainerPort, ...] = ()
+    requests: Resources = field(default_factory=Resources)
+    limits: Resources = field(default_factory=Resources)
+    volume_mounts: tuple[VolumeMount, ...] = ()
+    image_pull_policy: str = "IfNotPresent"
+
+    def effective_requests(self) -> Resources:
+        """Kubernetes: a limit without a request makes the request equal to the limit."""
+        return Resources(
+            cpu_m=self.requests.cpu_m if self.requests.cpu_m is not None else self.limits.cpu_m,
+            memory=self.requests.memory if self.requests.memory is not None else self.limits.memory,
+        )
+
+
+@dataclass(frozen=True)
+class Volume:
+    name: str
+    kind: str  # "emptyDir" | "hostPath"
+    medium: str = ""  # emptyDir: "" (disk) or "Memory" (tmpfs)
+    size_limit: int | None = None  # emptyDir, bytes
+    path: str | None = None  # hostPath
+    host_path_type: str = ""  # hostPath: "", Directory, DirectoryOrCreate, File, FileOrCreate...
+
+
+@dataclass(frozen=True)
+class PodSpec:
+    containers: tuple[Container, ...]
+    volumes: tuple[Volume, ...] = ()
+    restart_policy: str = "Always"  # Always | OnFailure | Never
+    termination_grace_period_seconds: int = 30
+    node_name: str | None = None
+    node_selector: Pairs = ()
+
+    def requests(self) -> Resources:
+        """The pod's total request: the sum over app containers (0 where unset)."""
+        cpu = sum((c.effective_requests().cpu_m or 0) for c in self.containers)
+        mem = sum((c.effective_requests().memory or 0) for c in self.containers)
+        return Resources(cpu_m=cpu, memory=mem)
+
+    def images(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(c.image for c in self.containers))
+
+
+@dataclass(frozen=True)
+class ObjectMeta:
+    name: str
+    namespace: str = "default"
+    labels: Pairs = ()
+    annotations: Pairs = ()
+
+
+@dataclass(frozen=True)
+class Pod:
+    """A validated pod as the user declared it. `source` names file and document."""
+
+    meta: ObjectMeta
+    spec: PodSpec
+    source: str = ""
+
+    @property
+    def name(self) -> str:
+        return self.meta.name
+
+    @property
+    def namespace(self) -> str:
+        return self.meta.namespace
+
+    @property
+    def key(self) -> str:
+        return f"{self.meta.namespace}/{self.meta.name}"
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """One document of a manifest file: its kind and the validated object."""
+
+    api_version: str
+    kind: str
+    name: str
+    namespace: str
+    obj: object  # Pod for kind Pod; workloads add their own types
+    raw: Mapping  # the document as parsed, kept for `get -o yaml` and the store
+    source: str = ""
+
+
+# ---------------------------------------------------------------- images
+
+
+@dataclass(frozen=True)
+class ImageConfig:
+    """An image as the runtime needs it: which rootfs, and how to start it.
+
+    `digest` names the flattened rootfs tarball (sha256 hex, no prefix); a host keeps
+    the unpacked tree at /var/lib/podctl/images/<digest>/rootfs.
+    """
+
+    ref: str  # normalised "name:tag"
+    digest: str
+    entrypoint: tuple[str, ...] = ()
+    cmd: tuple[str, ...] = ()
+    env: tuple[EnvVar, ...] = ()
+    working_dir: str = ""
+    size: int = 0
