@@ -1,0 +1,76 @@
+"""Safe rendering: every template value is quoted, and what comes out is valid bash."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+
+import pytest
+
+from orchestrator.render import TEMPLATES_DIR, RenderError, Shell, environment, q, render
+
+EXPR = re.compile(r"\{\{(.*?)\}\}", re.S)
+# A value may stand as a whole word: after start/space/=/( and before end/space/)/;/|/>
+WORD_BEFORE = ("", " ", "\t", "=", "(", ">", "<")
+WORD_AFTER = ("", " ", "\t", "\n", ")", ";", "|", ">")
+
+
+def _templates():
+    return sorted(TEMPLATES_DIR.glob("*.j2"))
+
+
+@pytest.mark.parametrize("path", _templates(), ids=lambda p: p.name)
+def test_every_expression_is_quoted_as_a_whole_word(path):
+    text = path.read_text()
+    assert "<<" not in text.replace("<<<", ""), f"{path.name}: no heredocs in templates"
+    assert "eval" not in re.findall(r"\b\w+\b", text), f"{path.name}: no eval in templates"
+    for m in EXPR.finditer(text):
+        expr = m.group(1).strip()
+        assert re.search(r"\|\s*q\s*$", expr), f"{path.name}: {{{{ {expr} }}}} lacks |q"
+        line_start = text.rfind("\n", 0, m.start()) + 1
+        before = text[line_start:m.start()]
+        after = text[m.end():m.end() + 1]
+        assert before[-1:] in WORD_BEFORE, f"{path.name}: {{{{ {expr} }}}} glued to {before[-8:]!r}"
+        assert after in WORD_AFTER, f"{path.name}: {{{{ {expr} }}}} glued to {after!r}"
+        # Inside double quotes a quoted word would be taken literally, quotes and all.
+        assert before.count('"') % 2 == 0, f"{path.name}: {{{{ {expr} }}}} inside double quotes"
+        assert before.count("'") % 2 == 0, f"{path.name}: {{{{ {expr} }}}} inside single quotes"
+
+
+def test_unquoted_value_refuses_to_render(tmp_path):
+    (tmp_path / "bad.sh.j2").write_text("echo {{ value }}\n")
+    env = environment(tmp_path)
+    with pytest.raises(RenderError, match="without the \\|q filter"):
+        env.get_template("bad.sh.j2").render(value="$(touch /tmp/x)")
+
+
+@pytest.mark.parametrize("value", [None, True, {"a": 1}, "a\x00b"])
+def test_q_refuses_values_it_cannot_carry(value):
+    with pytest.raises(RenderError):
+        q(value)
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["plain", "", "with space", "it's", '"dq"', "$(touch x)", "`id`", "a\nb", "a;b", "é∂😀", "-n", "*"],
+)
+def test_q_round_trips_through_bash(value):
+    script = f"printf '%s' {q(value)}"
+    out = subprocess.run(["bash", "-c", script], capture_output=True, check=True).stdout
+    assert out.decode() == value
+
+
+def test_q_on_a_list_gives_one_word_each():
+    words = ["a b", "$(x)", "", "'"]
+    script = f"arr=({q(words)}); printf '%s\\0' \"${{arr[@]}}\""
+    out = subprocess.run(["bash", "-c", script], capture_output=True, check=True).stdout
+    assert out.decode().split("\0")[:-1] == words
+    assert isinstance(q(words), Shell)
+
+
+def test_probe_script_is_valid_bash():
+    script = render("probe.sh.j2")
+    subprocess.run(["bash", "-n"], input=script.encode(), check=True)
+    if shutil.which("shellcheck"):
+        subprocess.run(["shellcheck", "-s", "bash", "-S", "error", "-"], input=script.encode(), check=True)
