@@ -221,8 +221,9 @@ class Store:
                 yield
                 conn.execute("RELEASE nested")
             except BaseException:
-                conn.execute("ROLLBACK TO nested")
-                conn.execute("RELEASE nested")
+                if conn.in_transaction:  # some errors make SQLite roll back by itself
+                    conn.execute("ROLLBACK TO nested")
+                    conn.execute("RELEASE nested")
                 raise
             return
         try:

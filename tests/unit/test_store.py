@@ -257,10 +257,21 @@ def test_ip_is_per_node_and_a_bound_pod_must_be_unbound_to_move(db: Store) -> No
 
 
 def _allocate_all(path: str, node: str, cidr: str, uids: list[str], start) -> None:
+    # Widen the race: pause between reading the used addresses and writing the new
+    # one, and between allocations so the two processes take turns.
+    read = Store._all
+
+    def slow_read(self, sql, args=()):
+        rows = read(self, sql, args)
+        time.sleep(0.003)
+        return rows
+
+    Store._all = slow_read
     with Store.open(Path(path)) as s:
         start.wait(30)
         for uid in uids:
             s.allocate_pod_ip(node, cidr, uid)
+            time.sleep(0.002)
 
 
 def test_two_processes_never_hand_out_the_same_ip(tmp_path: Path) -> None:
@@ -281,8 +292,9 @@ def test_two_processes_never_hand_out_the_same_ip(tmp_path: Path) -> None:
         p.join(60)
     assert [p.exitcode for p in procs] == [0, 0]
     with Store.open(path) as s:
-        ips = [p.pod_ip for p in s.list_pods(node="h1")]
+        pods = s.list_pods(node="h1")
         assert s.integrity_check() == []
+    ips = [p.pod_ip for p in pods]
     assert len(ips) == 80 and len(set(ips)) == 80
     # Both went through the same lowest-free rule, so together they fill .2 .. .81.
     assert sorted(int(ipaddress.ip_address(ip)) & 0xFF for ip in ips) == list(range(2, 82))
