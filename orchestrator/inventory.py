@@ -148,7 +148,7 @@ def detect_format(text: str) -> str:
     lines = [ln for ln in text.splitlines() if ln.strip() and ln.lstrip()[0] not in "#;"]
     if not lines:
         return "yaml"  # an empty YAML document; reported as "no hosts"
-    if re.match(r"(?i)host\s+[^\s=]+\s*$", lines[0].strip()):
+    if re.match(r"(?i)host(\s+[^\s=]+)+$", lines[0].strip()):
         return "ssh-config"
     if any(_SECTION.match(ln.rstrip()) for ln in lines if ln.startswith("[")):
         return "ini"
@@ -156,8 +156,8 @@ def detect_format(text: str) -> str:
         data = yaml.safe_load(text)
     except yaml.YAMLError:
         data = None
-    if isinstance(data, dict) or any(re.match(r"\s*[-\w.]+:(\s|$)", ln) for ln in lines):
-        return "yaml"  # a mapping, or broken YAML that should be reported as YAML
+    if isinstance(data, (dict, list)) or any(re.match(r"\s*[-\w.]+:(\s|$)", ln) for ln in lines):
+        return "yaml"  # a mapping, or a list or broken YAML to be reported as YAML
     return "ini"  # bare "host key=value" lines (ungrouped hosts)
 
 
@@ -493,7 +493,8 @@ class _Vars:
         return keys[0], None
 
     def fail(self, key: str, message: str) -> NoReturn:
-        origin = f" (set in {self.merged[key][1]})" if key in self.merged else ""
+        root = re.split(r"[.\[]", key)[0]  # "taints[0].effect" was set as "taints"
+        origin = f" (set in {self.merged[root][1]})" if root in self.merged else ""
         raise InventoryError(self.source, self.host, key, message + origin)
 
 
@@ -624,7 +625,7 @@ def _labels(hv: _Vars, name: str) -> tuple[tuple[str, str], ...]:
         hv.fail(key, "must be a mapping of label key to value (or 'k=v,k2=v2')")
     labels: dict[str, str] = {}
     for k, v in items.items():
-        k = _label_key(hv, key, k)
+        k = _label_key(hv, f"{key}.{k}", k)
         labels[k] = _label_value(hv, f"{key}.{k}", v)
     if labels.setdefault(HOSTNAME_LABEL, name) != name:
         hv.fail(key, f"{HOSTNAME_LABEL} is always the host name {name!r}")
@@ -745,9 +746,9 @@ def _check_pod_cidrs(hosts: list[Host], source: str) -> None:
     widest: tuple[ipaddress.IPv4Network, str] | None = None
     for net, name in nets:
         if widest and net.network_address <= widest[0].broadcast_address:
-            what = "the same pod_cidr" if net == widest[0] else "overlapping pod_cidrs"
-            raise InventoryError(source, name, "pod_cidr", f"{net} and host {widest[1]!r}'s "
-                                 f"{widest[0]} are {what}: each host needs its own network")
+            what = "is the same as" if net == widest[0] else "overlaps"
+            raise InventoryError(source, name, "pod_cidr", f"{net} {what} {widest[0]} of host "
+                                 f"{widest[1]!r}: each host needs its own pod network")
         if widest is None or net.broadcast_address > widest[0].broadcast_address:
             widest = (net, name)
 

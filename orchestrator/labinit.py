@@ -53,14 +53,30 @@ def _check(ret, what):
         raise OSError(err, f"{what}: {os.strerror(err)}")
 
 
+def _b(text):
+    return text.encode() if text is not None else None
+
+
 def mount(source, target, fstype, flags=0, data=None):
-    enc = lambda s: s.encode() if s is not None else None  # noqa: E731
-    ret = _libc.mount(enc(source), enc(target), enc(fstype), ctypes.c_ulong(flags), enc(data))
+    ret = _libc.mount(_b(source), _b(target), _b(fstype), ctypes.c_ulong(flags), _b(data))
     _check(ret, f"mount {fstype or source} on {target}")
 
 
 def umount_lazy(target):
     _check(_libc.umount2(target.encode(), MNT_DETACH), f"umount {target}")
+
+
+def detach_below(path):
+    """Detach every mount at or below path, e.g. the machine's /run/netns/* copies,
+    which would otherwise keep other hosts' network namespaces alive."""
+    with open("/proc/self/mountinfo") as f:
+        points = [line.split()[4].replace("\\040", " ") for line in f]
+    below = [m for m in points if m == path or m.startswith(path + "/")]
+    for mountpoint in sorted(set(below), key=len, reverse=True):
+        try:
+            umount_lazy(mountpoint)
+        except OSError:
+            pass  # already gone with a parent
 
 
 # ---------------------------------------------------------------- launcher
@@ -117,6 +133,8 @@ def build_mounts(cfg):
     mount("sysfs", "/sys", "sysfs", SAFE)
     mount_cgroups(cfg["cgroups"])
 
+    for private in ("/run", "/tmp"):
+        detach_below(private)
     mount("tmpfs", "/run", "tmpfs", MS_NOSUID | MS_NODEV, "mode=755")
     mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777")
     os.mkdir("/run/sshd", 0o755)  # sshd's privilege separation directory

@@ -290,7 +290,9 @@ class _Ctx:
         return f"{where} ({self.label})" if self.label else where
 
     def error(self, path: FieldPath, message: str, line: int | None = None) -> None:
-        self.errors.append(ManifestError(self.source(path, line), format_path(path), message))
+        err = ManifestError(self.source(path, line), format_path(path), message)
+        err.line = line or self.line(path) or 0  # to report a document's errors in file order
+        self.errors.append(err)
 
 
 def _show(value: Any) -> str:
@@ -1042,7 +1044,8 @@ def _parse(text: str, file: str) -> tuple[list[Manifest], list[ManifestError]]:
                 manifests.append(manifest)
             if item_ctx is not ctx:
                 ctx.errors += item_ctx.errors
-        errors += ctx.errors  # any error at all fails the whole call: nothing half-applied
+        # any error at all fails the whole call, so nothing is applied half-way
+        errors += sorted(ctx.errors, key=lambda e: e.line)
     return manifests, errors
 
 

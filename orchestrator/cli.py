@@ -1,0 +1,243 @@
+"""podctl's command line (DESIGN §3): parses flags into a Config and hands off.
+
+Exit codes: 0 converged or done, 1 changes pending or pods not running, 2 some hosts
+failed or were unreachable, 3 usage or validation error (nothing changed), 4 another
+run holds the lock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+from pathlib import Path
+
+import click
+import yaml
+
+from . import commands
+from .config import Config, default_home
+from .errors import PodctlError
+
+
+class Ctx:
+    def __init__(self, config: Config, quiet: bool):
+        self.config = config
+        self.quiet = quiet
+
+
+pass_ctx = click.make_pass_decorator(Ctx)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-i", "--inventory", type=click.Path(path_type=Path), envvar="PODCTL_INVENTORY",
+              help="Inventory file (Ansible YAML/INI or vagrant ssh-config). Default: the lab's.")
+@click.option("--home", type=click.Path(path_type=Path), envvar="PODCTL_HOME",
+              help="State directory (state.db, images/, lab/). Default: ~/.podctl")
+@click.option("-q", "--quiet", is_flag=True, help="Print only problems (for cron).")
+@click.version_option(package_name="podctl")
+@click.pass_context
+def main_group(ctx: click.Context, inventory: Path | None, home: Path | None, quiet: bool) -> None:
+    """podctl: Kubernetes-style pods on plain Linux hosts, over SSH, with nothing installed."""
+    config = Config(home=(home.expanduser() if home else default_home()).absolute(),
+                    inventory=inventory.expanduser().absolute() if inventory else None)
+    ctx.obj = Ctx(config, quiet)
+
+
+# ---------------------------------------------------------------- lab
+
+
+@main_group.group()
+def lab() -> None:
+    """A local lab: hosts made of network namespaces, each running real sshd."""
+
+
+@lab.command("up")
+@click.option("--hosts", "count", type=click.IntRange(1, 250), default=3, show_default=True)
+@pass_ctx
+def lab_up(ctx: Ctx, count: int) -> None:
+    """Start COUNT local SSH hosts and import the busybox image; prints the inventory path."""
+    path = commands.lab_up(ctx.config, count, quiet=ctx.quiet)
+    click.echo(str(path))
+
+
+@lab.command("down")
+@pass_ctx
+def lab_down(ctx: Ctx) -> None:
+    """Remove every namespace, link, mount, cgroup, process and file of the lab."""
+    commands.lab_down(ctx.config)
+    if not ctx.quiet:
+        click.echo("lab removed")
+
+
+@lab.command("status")
+@pass_ctx
+def lab_status(ctx: Ctx) -> None:
+    """List the lab's hosts."""
+    commands.print_table(*commands.lab_status_table(ctx.config))
+
+
+# ---------------------------------------------------------------- objects
+
+
+@main_group.command()
+@click.option("-f", "--filename", "files", multiple=True, required=True,
+              type=click.Path(path_type=Path), help="Manifest file or directory ('-' for stdin).")
+@click.option("--no-reconcile", is_flag=True, help="Only record the objects.")
+@pass_ctx
+def apply(ctx: Ctx, files: tuple[Path, ...], no_reconcile: bool) -> None:
+    """Record desired objects, then reconcile."""
+    code = commands.apply(ctx.config, list(files), reconcile=not no_reconcile, quiet=ctx.quiet)
+    sys.exit(code)
+
+
+@main_group.command()
+@click.argument("kind", required=False)
+@click.argument("name", required=False)
+@click.option("-f", "--filename", "files", multiple=True, type=click.Path(path_type=Path))
+@click.option("-n", "--namespace", default="default", show_default=True)
+@click.option("--no-reconcile", is_flag=True, help="Only record the deletion.")
+@pass_ctx
+def delete(ctx: Ctx, kind: str | None, name: str | None, files: tuple[Path, ...], namespace: str,
+           no_reconcile: bool) -> None:
+    """Delete objects: `delete pod NAME` or `delete -f FILE`."""
+    if files and (kind or name):
+        raise click.UsageError("give either KIND NAME or -f FILE, not both")
+    if not files and not (kind and name):
+        raise click.UsageError("usage: podctl delete pod NAME | podctl delete -f FILE")
+    code = commands.delete(ctx.config, kind, name, list(files), namespace,
+                           reconcile=not no_reconcile, quiet=ctx.quiet)
+    sys.exit(code)
+
+
+@main_group.command()
+@click.argument("kind")
+@click.argument("name", required=False)
+@click.option("-o", "--output", type=click.Choice(["wide", "json", "yaml", "name"]), default=None)
+@click.option("-n", "--namespace", default="default", show_default=True)
+@click.option("-A", "--all-namespaces", is_flag=True)
+@pass_ctx
+def get(ctx: Ctx, kind: str, name: str | None, output: str | None, namespace: str, all_namespaces: bool) -> None:
+    """Show pods or hosts: `get pods [NAME] [-o wide|json|yaml]`, `get hosts`."""
+    kind = commands.normalize_kind(kind)
+    if kind == "hosts":
+        code = commands.hosts(ctx.config, output)
+    else:
+        code = commands.get_pods(ctx.config, name, None if all_namespaces else namespace, output)
+    sys.exit(code)
+
+
+@main_group.command()
+@click.argument("kind")
+@click.argument("name")
+@click.option("-n", "--namespace", default="default", show_default=True)
+@pass_ctx
+def describe(ctx: Ctx, kind: str, name: str, namespace: str) -> None:
+    """Describe a pod: spec, host and why, container states, events."""
+    if commands.normalize_kind(kind) != "pods":
+        raise click.UsageError(f"describe supports pods, not {kind!r}")
+    sys.exit(commands.describe_pod(ctx.config, name, namespace))
+
+
+@main_group.command()
+@click.option("-o", "--output", type=click.Choice(["wide", "json", "yaml"]), default=None)
+@pass_ctx
+def hosts(ctx: Ctx, output: str | None) -> None:
+    """Host table: reachable, capacity, allocated, pods."""
+    sys.exit(commands.hosts(ctx.config, output))
+
+
+@main_group.command()
+@click.argument("pod")
+@click.option("-c", "--container")
+@click.option("-f", "--follow", is_flag=True)
+@click.option("-p", "--previous", is_flag=True, help="The previous (restarted) instance's log.")
+@click.option("--tail", type=int, default=-1, help="Lines from the end (-1: all).")
+@click.option("-n", "--namespace", default="default", show_default=True)
+@pass_ctx
+def logs(ctx: Ctx, pod: str, container: str | None, follow: bool, previous: bool, tail: int, namespace: str) -> None:
+    """Print a container's log."""
+    sys.exit(commands.logs(ctx.config, pod, namespace, container, follow, previous, tail))
+
+
+@main_group.command(name="exec", context_settings={"ignore_unknown_options": True})
+@click.argument("pod")
+@click.option("-c", "--container")
+@click.option("-n", "--namespace", default="default", show_default=True)
+@click.option("-i", "--stdin", "interactive", is_flag=True, help="Pass stdin to the command.")
+@click.option("-t", "--tty", is_flag=True, help="Accepted for kubectl habits; no tty is allocated.")
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+@pass_ctx
+def exec_(ctx: Ctx, pod: str, container: str | None, namespace: str, interactive: bool, tty: bool,
+          command: tuple[str, ...]) -> None:
+    """Run a command in a container: `podctl exec POD [-c C] -- CMD ARGS...`."""
+    sys.exit(commands.exec_in(ctx.config, pod, namespace, container, list(command), interactive))
+
+
+@main_group.command()
+@click.option("-v", "--verbose", is_flag=True, help="Placement reasons and scores.")
+@pass_ctx
+def plan(ctx: Ctx, verbose: bool) -> None:
+    """What reconcile would do, with reasons. Changes nothing."""
+    sys.exit(commands.plan(ctx.config, verbose))
+
+
+@main_group.command()
+@click.option("--json", "as_json", is_flag=True, help="A JSON run report on stdout.")
+@pass_ctx
+def reconcile(ctx: Ctx, as_json: bool) -> None:
+    """One reconcile run (for cron): probe, place, create and delete, report."""
+    sys.exit(commands.reconcile(ctx.config, quiet=ctx.quiet, as_json=as_json))
+
+
+# ---------------------------------------------------------------- images
+
+
+@main_group.group()
+def image() -> None:
+    """The local image store."""
+
+
+@image.command("import")
+@click.argument("ref")
+@click.argument("source", type=click.Path(exists=True, path_type=Path))
+@click.option("--entrypoint", help="JSON list or a shell-split string.")
+@click.option("--cmd", help="JSON list or a shell-split string.")
+@click.option("--env", multiple=True, help="KEY=VALUE (repeatable).")
+@click.option("--workdir")
+@pass_ctx
+def image_import(ctx: Ctx, ref: str, source: Path, entrypoint: str | None, cmd: str | None,
+                 env: tuple[str, ...], workdir: str | None) -> None:
+    """Import a rootfs dir/tarball, a docker-save archive or an OCI layout/archive."""
+    img = commands.image_import(ctx.config, ref, source, entrypoint, cmd, list(env), workdir)
+    click.echo(f"{img.ref} sha256:{img.digest}")
+
+
+@image.command("ls")
+@pass_ctx
+def image_ls(ctx: Ctx) -> None:
+    """List images in the local store."""
+    commands.print_table(*commands.image_table(ctx.config))
+
+
+def main() -> None:
+    try:
+        main_group.main(standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(3)
+    except PodctlError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,412 @@
+"""The verbs behind the CLI: each gathers inputs, calls the controller, prints results.
+
+Printing is done here (rich tables on a terminal, plain columns otherwise), so cli.py
+only parses flags and the controller only decides and acts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import click
+import yaml
+
+from .config import Config
+from .controller import Controller, RunReport, host_capacity, open_store, pod_images, probe_hosts, require_inventory, row_pod
+from .errors import UsageError
+from .images import ImageStore, build_busybox_image
+from .manifests import load_manifests
+from .model import Manifest, Pod
+from .quantity import format_cpu, format_memory
+from .store import Store
+from .transport import SSHTransport
+from .views import POD_HEADERS, POD_WIDE_HEADERS, age, pod_object, pod_row_columns
+
+KINDS = {"pod": "pods", "pods": "pods", "po": "pods", "host": "hosts", "hosts": "hosts",
+         "node": "hosts", "nodes": "hosts", "no": "hosts"}
+
+
+def normalize_kind(kind: str) -> str:
+    try:
+        return KINDS[kind.lower()]
+    except KeyError:
+        raise UsageError(f"unknown resource type {kind!r} (supported: pods, hosts)") from None
+
+
+def print_table(headers: list[str], rows: list[list[str]]) -> None:
+    """kubectl-style columns: left-aligned, two spaces apart, no borders."""
+    widths = [max(len(str(x)) for x in col) for col in zip(headers, *rows)] if rows else [len(h) for h in headers]
+    for line in [headers, *rows]:
+        click.echo("   ".join(str(v).ljust(w) for v, w in zip(line, widths)).rstrip())
+
+
+def _print_report(report: RunReport, quiet: bool, verbose: bool = False) -> None:
+    plan = report.plan
+    problems = []
+    for name, snap in sorted(report.snapshots.items()):
+        if snap.status != "ok":
+            problems.append(f"host {name}: {snap.status}: {snap.error}")
+    for name, r in sorted(report.hosts.items()):
+        if r.status != "ok":
+            problems.append(f"host {name}: {r.status}: {r.error}")
+    if not quiet:
+        if plan.empty:
+            click.echo("nothing to do: everything is as desired")
+        else:
+            click.echo(f"plan: {plan.summary()}")
+            for a in plan.actions:
+                if a.verb != "forget":
+                    click.echo(f"  {a.describe()}")
+        for note in plan.notes:
+            click.echo(f"note: {note}")
+        if verbose:
+            for p in report.placements:
+                click.echo(f"placement {p.pod}: {p.host or 'none'} {p.message}")
+                for host, score in p.scores:
+                    click.echo(f"  score {host}: {score:.1f}")
+                for host, reason in p.rejected:
+                    click.echo(f"  rejected {host}: {reason}")
+    else:
+        problems += [n for n in plan.notes if "Pending" in n]
+    for line in problems:
+        click.echo(line, err=True)
+
+
+def _run(config: Config, dry_run: bool):
+    return asyncio.run(Controller(config).run(dry_run=dry_run))
+
+
+def reconcile(config: Config, quiet: bool, as_json: bool) -> int:
+    report = _run(config, dry_run=False)
+    if as_json:
+        click.echo(json.dumps(report_json(report), indent=2))
+    else:
+        _print_report(report, quiet)
+    return report.exit_code
+
+
+def plan(config: Config, verbose: bool) -> int:
+    report = _run(config, dry_run=True)
+    _print_report(report, quiet=False, verbose=verbose)
+    return 0 if report.plan.empty else 1
+
+
+def report_json(report: RunReport) -> dict:
+    return {
+        "exitCode": report.exit_code,
+        "plan": [a.__dict__ for a in report.plan.actions],
+        "notes": list(report.plan.notes),
+        "hosts": {name: {"probe": snap.status, "error": snap.error,
+                         "execute": report.hosts[name].status if name in report.hosts else None,
+                         "executeError": report.hosts[name].error if name in report.hosts else ""}
+                  for name, snap in sorted(report.snapshots.items())},
+        "pending": report.pending,
+    }
+
+
+# ---------------------------------------------------------------- apply / delete
+
+
+def record(store: Store, manifests: list[Manifest], now: float) -> list[str]:
+    """Write validated objects to the desired state; returns kubectl-style lines."""
+    lines = []
+    with store.transaction():
+        for m in manifests:
+            if m.kind != "Pod":  # manifests.py rejects kinds it does not know
+                raise UsageError(f"{m.source}: kind {m.kind} is not supported")
+            pod: Pod = m.obj
+            store.put_object("Pod", m.namespace, m.name, dict(m.raw), now)
+            row = store.get_pod(m.namespace, m.name)
+            if row is None or row.deleting:
+                store.add_pod(m.namespace, m.name, dict(m.raw), now)
+                lines.append(f"pod/{m.name} created")
+            elif row_pod(row).spec != pod.spec:
+                # A pod's spec is immutable in Kubernetes: a new spec is a new pod.
+                store.replace_pod(m.namespace, m.name, dict(m.raw), now)
+                lines.append(f"pod/{m.name} replaced (spec changed: the old pod is deleted)")
+            else:
+                lines.append(f"pod/{m.name} unchanged")
+    return lines
+
+
+def apply(config: Config, files: list[Path], reconcile: bool, quiet: bool) -> int:
+    manifests = load_manifests(files)  # validates everything before anything changes
+    if not manifests:
+        raise UsageError("no objects found in " + ", ".join(map(str, files)))
+    if reconcile:
+        require_inventory(config)
+    with open_store(config) as store:
+        lines = record(store, manifests, time.time())
+    if not quiet:
+        for line in lines:
+            click.echo(line)
+    if not reconcile:
+        return 0
+    report = _run(config, dry_run=False)
+    _print_report(report, quiet=True)
+    return report.exit_code
+
+
+def delete(config: Config, kind: str | None, name: str | None, files: list[Path], namespace: str,
+           reconcile: bool, quiet: bool) -> int:
+    if files:
+        targets = [(m.namespace, m.name) for m in load_manifests(files) if m.kind == "Pod"]
+    else:
+        if normalize_kind(kind or "") != "pods":
+            raise UsageError(f"delete supports pods, not {kind!r}")
+        targets = [(namespace, name)]
+    now = time.time()
+    lines, missing = [], []
+    with open_store(config) as store:
+        with store.transaction():
+            for ns, n in targets:
+                row = store.get_pod(ns, n)
+                store.delete_object("Pod", ns, n)
+                if row is None or row.deleting:
+                    missing.append(n)
+                    continue
+                store.request_delete(row.uid, now)
+                lines.append(f'pod "{n}" deleted')
+    for line in lines if not quiet else []:
+        click.echo(line)
+    for n in missing:
+        click.echo(f'Error from server (NotFound): pods "{n}" not found', err=True)
+    code = 0
+    if reconcile and lines:
+        report = _run(config, dry_run=False)
+        _print_report(report, quiet=True)
+        code = report.exit_code
+    return code if not missing else max(code, 1)
+
+
+# ---------------------------------------------------------------- get / describe
+
+
+def _live_pods(config: Config, namespace: str | None, name: str | None):
+    """Stored pods with what their hosts report now (one probe per involved host)."""
+    inventory = require_inventory(config)
+    with open_store(config) as store:
+        rows = [r for r in store.list_pods(namespace=namespace) if name is None or r.name == name]
+        events = {r.uid: store.list_events(uid=r.uid) for r in rows} if name else {}
+    hosts = [h for h in inventory.hosts if any(r.node == h.name for r in rows)]
+
+    async def probe():
+        async with SSHTransport(config) as t:
+            return await probe_hosts(t, hosts, config.probe_timeout)
+
+    snaps = asyncio.run(probe()) if hosts else {}
+    images = ImageStore(config.images_dir)
+    objs = []
+    for r in rows:
+        pod = row_pod(r)
+        host = inventory.get(r.node) if r.node else None
+        objs.append((r, pod, pod_object(r, pod, snaps.get(r.node or ""), host.address if host else None,
+                                        image_missing=pod_images(pod, images) is None)))
+    return objs, snaps, events
+
+
+def get_pods(config: Config, name: str | None, namespace: str | None, output: str | None) -> int:
+    objs, snaps, _ = _live_pods(config, namespace, name)
+    if name and not objs:
+        click.echo(f'Error from server (NotFound): pods "{name}" not found', err=True)
+        return 1
+    items = [o for _, _, o in objs]
+    if output in ("json", "yaml"):
+        doc = items[0] if name else {"apiVersion": "v1", "kind": "List", "items": items, "metadata": {}}
+        click.echo(json.dumps(doc, indent=2) if output == "json" else yaml.safe_dump(doc, sort_keys=False))
+    elif output == "name":
+        for o in items:
+            click.echo(f"pod/{o['metadata']['name']}")
+    elif not items:
+        click.echo("No resources found", err=True)
+    else:
+        wide = output == "wide"
+        print_table(POD_WIDE_HEADERS if wide else POD_HEADERS, [pod_row_columns(o, wide) for o in items])
+    return 2 if any(s.status != "ok" for s in snaps.values()) else 0
+
+
+def describe_pod(config: Config, name: str, namespace: str) -> int:
+    objs, snaps, events = _live_pods(config, namespace, name)
+    if not objs:
+        click.echo(f'Error from server (NotFound): pods "{name}" not found', err=True)
+        return 1
+    row, pod, obj = objs[0]
+    md, spec, st = obj["metadata"], obj["spec"], obj["status"]
+    out = [f"Name:         {md['name']}", f"Namespace:    {md.get('namespace', 'default')}",
+           f"Node:         {spec.get('nodeName') or '<none>'}" + (f"/{st['hostIP']}" if st.get("hostIP") else ""),
+           f"Start Time:   {md.get('creationTimestamp')}",
+           "Labels:       " + (", ".join(f"{k}={v}" for k, v in (md.get("labels") or {}).items()) or "<none>"),
+           f"Status:       {st['phase']}" + (f" ({st['reason']})" if st.get("reason") else ""),
+           f"IP:           {st.get('podIP') or '<none>'}", f"UID:          {md['uid']}",
+           f"QoS Class:    {st.get('qosClass')}", "Containers:"]
+    by_name = {s["name"]: s for s in st["containerStatuses"]}
+    for c in pod.spec.containers:
+        s = by_name.get(c.name, {})
+        state = s.get("state") or {}
+        kind = next(iter(state), "waiting")
+        detail = state.get(kind) or {}
+        out.append(f"  {c.name}:")
+        out.append(f"    Image:          {c.image}")
+        out.append(f"    State:          {kind.capitalize()}" + (f" ({detail.get('reason')})" if detail.get("reason") else ""))
+        for key in ("startedAt", "finishedAt", "exitCode", "message"):
+            if key in detail:
+                out.append(f"      {key}: {detail[key]}")
+        last = s.get("lastState") or {}
+        if last:
+            lk = next(iter(last))
+            ld = last[lk]
+            out.append(f"    Last State:     {lk.capitalize()} ({ld.get('reason')}, exit {ld.get('exitCode')})")
+        out.append(f"    Ready:          {s.get('ready', False)}")
+        out.append(f"    Restart Count:  {s.get('restartCount', 0)}")
+        if c.limits.cpu_m or c.limits.memory:
+            out.append(f"    Limits:         cpu={format_cpu(c.limits.cpu_m or 0)} memory={format_memory(c.limits.memory or 0)}")
+        if c.requests.cpu_m or c.requests.memory:
+            out.append(f"    Requests:       cpu={format_cpu(c.requests.cpu_m or 0)} memory={format_memory(c.requests.memory or 0)}")
+    out.append("Conditions:")
+    out += [f"  {c['type']:<16}{c['status']}" for c in st["conditions"]]
+    out.append("Events:")
+    evs = events.get(row.uid) or []
+    out += [f"  {e.type:<8}{e.reason:<14}{age(e.at)} ago  {e.message}" for e in evs] or ["  <none>"]
+    click.echo("\n".join(out))
+    return 0
+
+
+def hosts(config: Config, output: str | None) -> int:
+    inventory = require_inventory(config)
+
+    async def probe():
+        async with SSHTransport(config) as t:
+            return await probe_hosts(t, list(inventory.hosts), config.probe_timeout)
+
+    snaps = asyncio.run(probe())
+    with open_store(config) as store:
+        rows = [r for r in store.list_pods() if not r.deleting]
+        pods = [(r, row_pod(r)) for r in rows]
+        cidrs = {h.name: h.pod_cidr for h in store.list_hosts()}
+    items = []
+    for h in inventory.hosts:
+        snap = snaps[h.name]
+        cap = host_capacity(h, snap)
+        bound = [p for r, p in pods if r.node == h.name]
+        items.append({
+            "name": h.name, "address": f"{h.address}:{h.port}", "status": "Ready" if snap.reachable else snap.status,
+            "cpu": format_cpu(cap.cpu_m), "memory": format_memory(cap.memory),
+            "cpuRequested": format_cpu(sum(p.spec.requests().cpu_m or 0 for p in bound)),
+            "memoryRequested": format_memory(sum(p.spec.requests().memory or 0 for p in bound)),
+            "pods": len(bound), "running": sum(1 for p in snap.pods.values() if p.state == "alive"),
+            "podCIDR": cidrs.get(h.name) or h.pod_cidr or "", "labels": dict(h.labels),
+            "error": snap.error})
+    if output in ("json", "yaml"):
+        doc = {"kind": "HostList", "items": items}
+        click.echo(json.dumps(doc, indent=2) if output == "json" else yaml.safe_dump(doc, sort_keys=False))
+    else:
+        headers = ["NAME", "STATUS", "ADDRESS", "CPU", "MEMORY", "CPU-REQ", "MEM-REQ", "PODS", "POD-CIDR"]
+        print_table(headers, [[i["name"], i["status"], i["address"], i["cpu"], i["memory"], i["cpuRequested"],
+                               i["memoryRequested"], str(i["pods"]), i["podCIDR"]] for i in items])
+    return 0 if all(s.reachable for s in snaps.values()) else 2
+
+
+# ---------------------------------------------------------------- logs / exec
+
+
+def _locate(config: Config, pod: str, namespace: str, container: str | None):
+    inventory = require_inventory(config)
+    with open_store(config) as store:
+        row = store.get_pod(namespace, pod)
+    if row is None or row.deleting:
+        raise UsageError(f'pods "{pod}" not found')
+    spec = row_pod(row)
+    names = [c.name for c in spec.spec.containers]
+    if container is None:
+        if len(names) > 1:
+            click.echo(f'Defaulted container "{names[0]}" out of: {", ".join(names)}', err=True)
+        container = names[0]
+    elif container not in names:
+        raise UsageError(f'container {container} is not valid for pod {pod} (containers: {", ".join(names)})')
+    if not row.node:
+        raise UsageError(f"pod {pod} is not scheduled to a host yet")
+    return inventory.get(row.node), row, container
+
+
+def logs(config: Config, pod: str, namespace: str, container: str | None, follow: bool,
+         previous: bool, tail: int) -> int:
+    from .remote import stream_logs
+
+    host, row, container = _locate(config, pod, namespace, container)
+    return asyncio.run(stream_logs(config, host, row.uid, container, follow, previous, tail))
+
+
+def exec_in(config: Config, pod: str, namespace: str, container: str | None, command: list[str],
+            interactive: bool) -> int:
+    from .remote import exec_command
+
+    host, row, container = _locate(config, pod, namespace, container)
+    return asyncio.run(exec_command(config, host, row.uid, container, command, interactive))
+
+
+# ---------------------------------------------------------------- images / lab
+
+
+def _words(value: str | None) -> list[str] | None:
+    if value is None:
+        return None
+    value = value.strip()
+    if value.startswith("["):
+        try:
+            parsed = json.loads(value)
+        except ValueError as exc:
+            raise UsageError(f"not a JSON list: {value}") from exc
+        if not isinstance(parsed, list) or not all(isinstance(x, str) for x in parsed):
+            raise UsageError(f"expected a JSON list of strings: {value}")
+        return parsed
+    return shlex.split(value)
+
+
+def image_import(config: Config, ref: str, source: Path, entrypoint: str | None, cmd: str | None,
+                 env: list[str], workdir: str | None):
+    for e in env:
+        if "=" not in e:
+            raise UsageError(f"--env {e!r}: expected KEY=VALUE")
+    store = ImageStore(config.images_dir)
+    return store.import_source(ref, source, entrypoint=_words(entrypoint), cmd=_words(cmd),
+                               env=env or None, workdir=workdir)
+
+
+def image_table(config: Config):
+    store = ImageStore(config.images_dir)
+    rows = [[i.ref, i.digest[:12], format_memory(i.size) if i.size else "0",
+             shlex.join(i.entrypoint + i.cmd)] for i in store.list()]
+    return ["IMAGE", "DIGEST", "SIZE", "COMMAND"], rows
+
+
+def lab_up(config: Config, count: int, quiet: bool) -> Path:
+    from . import lab
+
+    started = time.monotonic()
+    path = lab.lab_up(config.home, count)
+    build_busybox_image(ImageStore(config.images_dir))
+    if not quiet:
+        click.echo(f"lab: {count} hosts up in {time.monotonic() - started:.1f}s; image busybox:latest ready", err=True)
+    return path
+
+
+def lab_down(config: Config) -> None:
+    from . import lab
+
+    lab.lab_down(config.home)
+
+
+def lab_status_table(config: Config):
+    from . import lab
+
+    rows = [[h["name"], h["address"], str(h.get("pid") or "-"), "yes" if h.get("running") else "no",
+             "yes" if h.get("reachable") else "no"] for h in lab.lab_status(config.home)]
+    return ["NAME", "ADDRESS", "INIT-PID", "RUNNING", "SSH"], rows
+
+
+__all__ = ["normalize_kind", "print_table", "sys"]

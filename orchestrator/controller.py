@@ -1,0 +1,269 @@
+"""One run of the controller: lock, load, probe, place, plan, execute, record.
+
+Everything that decides is a pure function elsewhere (placement, reconcile, status);
+this module only gathers their inputs (store, inventory, probes) and carries out their
+outputs (executor), so `podctl plan` and `podctl reconcile` share one path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+from .config import Config
+from .errors import UsageError
+from .executor import HostReport, execute
+from .images import ImageStore, parse_ref
+from .inventory import Inventory, load_inventory
+from .manifests import validate_pod
+from .model import Capacity, Host, ImageConfig, Pod
+from .placement import HostView, Placement, charge, place
+from .plan import Plan
+from .probe import HostSnapshot, parse_probe
+from .reconcile import DesiredPod, reconcile
+from .runtime import Network, delete_context, pod_context, probe_script
+from .store import PodRow, Store, run_lock
+from .transport import SSHTransport
+
+DEFAULT_MAX_PODS = 110
+SYSTEM_RESERVED_MEMORY = 256 * 2**20  # kept for the host itself, like kubelet's reserve
+
+
+def require_inventory(config: Config) -> Inventory:
+    path = config.resolved_inventory()
+    if path is None:
+        raise UsageError("no inventory: pass -i FILE, set PODCTL_INVENTORY, or run `podctl lab up`")
+    return load_inventory(path)
+
+
+def open_store(config: Config) -> Store:
+    config.home.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return Store.open(config.state_db)
+
+
+def row_pod(row: PodRow) -> Pod:
+    """A stored pod, validated again (the store holds the manifest document)."""
+    return validate_pod(row.spec, f"state.db pod {row.key}")
+
+
+async def probe_hosts(transport, hosts: list[Host], timeout: float) -> dict[str, HostSnapshot]:
+    script = probe_script()
+
+    async def one(h: Host) -> HostSnapshot:
+        r = await transport.run(h, script, timeout=timeout, idempotent=True)
+        if r.status != "ok":
+            detail = r.error or r.stderr.decode(errors="replace").strip()[-300:]
+            return HostSnapshot(h.name, r.status, error=detail)
+        return parse_probe(h.name, r.stdout)
+
+    snaps = await asyncio.gather(*(one(h) for h in hosts))
+    return {s.host: s for s in snaps}
+
+
+def host_capacity(host: Host, snap: HostSnapshot | None) -> Capacity:
+    """The inventory's overrides, else what the probe saw (less a reserve for the host)."""
+    probed_cpu = snap.cpu_m() if snap else 0
+    probed_mem = max(0, snap.memory() - SYSTEM_RESERVED_MEMORY) if snap else 0
+    cap = host.capacity
+    return Capacity(
+        cpu_m=cap.cpu_m if cap and cap.cpu_m else probed_cpu,
+        memory=cap.memory if cap and cap.memory else probed_mem,
+        pods=cap.pods if cap and cap.pods else DEFAULT_MAX_PODS,
+    )
+
+
+def host_views(inventory: Inventory, snaps: dict[str, HostSnapshot], pods: list[tuple[PodRow, Pod]]) -> list[HostView]:
+    views = []
+    for h in inventory.hosts:
+        snap = snaps.get(h.name)
+        cap = host_capacity(h, snap)
+        bound = [p for row, p in pods if row.node == h.name and not row.deleting]
+        views.append(HostView(
+            name=h.name, ready=bool(snap and snap.reachable), labels=h.labels, taints=h.taints,
+            cpu_m=cap.cpu_m, memory=cap.memory, max_pods=cap.pods,
+            used_cpu_m=sum(p.spec.requests().cpu_m or 0 for p in bound),
+            used_memory=sum(p.spec.requests().memory or 0 for p in bound),
+            used_pods=len(bound)))
+    return views
+
+
+def pod_images(pod: Pod, images: ImageStore) -> dict[str, ImageConfig] | None:
+    """Every image the pod names, from the local store; None if one is missing."""
+    found = {}
+    for ref in pod.spec.images():
+        img = images.get(ref)
+        if img is None:
+            return None
+        found[ref] = img
+    return found
+
+
+@dataclass
+class RunReport:
+    plan: Plan
+    snapshots: dict[str, HostSnapshot]
+    placements: list[Placement] = field(default_factory=list)
+    hosts: dict[str, HostReport] = field(default_factory=dict)
+    pending: list[str] = field(default_factory=list)  # pods that are not where they should be
+    executed: bool = False
+
+    @property
+    def exit_code(self) -> int:
+        """DESIGN §3: 2 some hosts failed or unreachable, 1 pending, 0 converged."""
+        bad_hosts = [s for s in self.snapshots.values() if s.status != "ok"]
+        bad_hosts += [r for r in self.hosts.values() if r.status != "ok"]
+        if bad_hosts:
+            return 2
+        if self.pending or (not self.executed and not self.plan.empty):
+            return 1
+        return 0
+
+
+class Controller:
+    def __init__(self, config: Config, transport_factory: Callable = SSHTransport):
+        self.config = config
+        self.transport_factory = transport_factory
+
+    def images(self) -> ImageStore:
+        return ImageStore(self.config.images_dir)
+
+    def sync_hosts(self, store: Store, inventory: Inventory, now: float) -> dict[str, str]:
+        """Every inventory host in the store with a stable pod CIDR; returns name -> CIDR."""
+        cidrs = {}
+        for h in inventory.hosts:
+            store.upsert_host(h.name, now=now)
+            cidrs[h.name] = store.assign_pod_cidr(h.name, requested=h.pod_cidr)
+        return cidrs
+
+    async def run(self, *, dry_run: bool = False, on_host_done=None) -> RunReport:
+        """One reconcile; with dry_run the plan is computed and nothing changes anywhere."""
+        config = self.config
+        inventory = require_inventory(config)
+        if dry_run:
+            return await self._run(inventory, dry_run=True, on_host_done=on_host_done)
+        holder = f"podctl reconcile on {socket.gethostname()} pid {os.getpid()}"
+        with run_lock(config.home, holder):
+            return await self._run(inventory, dry_run=False, on_host_done=on_host_done)
+
+    async def _run(self, inventory: Inventory, *, dry_run: bool, on_host_done) -> RunReport:
+        config = self.config
+        now = time.time()
+        images = self.images()
+        with open_store(config) as store:
+            cidrs = self.sync_hosts(store, inventory, now) if not dry_run else {
+                h.name: (store.get_host(h.name).pod_cidr if store.get_host(h.name) else None) or h.pod_cidr
+                for h in inventory.hosts}
+            async with self.transport_factory(config) as transport:
+                snaps = await probe_hosts(transport, list(inventory.hosts), config.probe_timeout)
+                if not dry_run:
+                    for name, snap in snaps.items():
+                        if snap.reachable:
+                            store.record_host_facts(name, dict(snap.facts), now)
+                rows = store.list_pods()
+                pods = [(row, row_pod(row)) for row in rows]
+                placements, notes = self._place(store, inventory, snaps, pods, cidrs, dry_run)
+                rows = store.list_pods() if not dry_run else rows
+                pods = [(row, row_pod(row)) for row in rows]
+                desired, pending = self._desired(pods, images, placements, snaps)
+                plan = reconcile(desired, snaps, notes)
+                report = RunReport(plan, snaps, placements, pending=pending)
+                if dry_run or plan.empty:
+                    self._forget(store, plan, now)
+                    report.executed = not dry_run
+                    return report
+                contexts = self._contexts(plan, pods, images, cidrs)
+                hosts = {h.name: h for h in inventory.hosts}
+                report.hosts = await execute(plan, transport, hosts, contexts, images,
+                                             config.command_timeout, on_host_done)
+                report.executed = True
+                self._record(store, plan, report, pods, now)
+                return report
+
+    def _place(self, store: Store, inventory: Inventory, snaps, pods, cidrs, dry_run):
+        views = {v.name: v for v in host_views(inventory, snaps, pods)}
+        placements, notes = [], []
+        for row, pod in sorted(pods, key=lambda rp: (rp[0].created_at, rp[0].key)):
+            if row.deleting or row.node is not None:
+                continue
+            p = place(pod, list(views.values()))
+            placements.append(p)
+            if p.host is None:
+                notes.append(f"pod {row.key} is Pending: {p.message}")
+                continue
+            views[p.host] = charge(views[p.host], pod)
+            if not dry_run:
+                ip = store.allocate_pod_ip(p.host, cidrs[p.host], row.uid)
+                store.add_event(time.time(), "Normal", "Scheduled",
+                                f"Successfully assigned {row.key} to {p.host} ({ip})",
+                                namespace=row.namespace, name=row.name, uid=row.uid)
+        return placements, notes
+
+    def _desired(self, pods, images: ImageStore, placements: list[Placement], snaps):
+        planned = {p.pod: p.host for p in placements if p.host}
+        desired, pending = [], []
+        for row, pod in pods:
+            host = row.node or planned.get(row.key) if not row.deleting else row.node
+            imgs = pod_images(pod, images)
+            digests = None if imgs is None else tuple(sorted({i.digest for i in imgs.values()}))
+            desired.append(DesiredPod(row.uid, row.key, host, row.deleting, digests))
+            if not row.deleting and (host is None or imgs is None):
+                pending.append(row.key)
+        return desired, pending
+
+    def _contexts(self, plan: Plan, pods, images: ImageStore, cidrs) -> dict[str, dict]:
+        by_uid = {row.uid: (row, pod) for row, pod in pods}
+        contexts = {}
+        for a in plan.actions:
+            if a.verb == "create":
+                row, pod = by_uid[a.uid]
+                imgs = pod_images(pod, images) or {}
+                contexts[a.uid] = pod_context(pod, row.uid, imgs, Network(row.pod_ip, cidrs[row.node]))
+            elif a.verb == "delete":
+                entry = by_uid.get(a.uid)
+                grace = entry[1].spec.termination_grace_period_seconds if entry else 30
+                contexts[a.uid] = delete_context(a.uid, grace)
+        return contexts
+
+    def _forget(self, store: Store, plan: Plan, now: float) -> None:
+        for a in plan.actions:
+            if a.verb == "forget":
+                store.forget_pod(a.uid)
+
+    def _record(self, store: Store, plan: Plan, report: RunReport, pods, now: float) -> None:
+        by_uid = {row.uid: row for row, _ in pods}
+        self._forget(store, plan, now)
+        for a in plan.actions:
+            if a.verb not in ("create", "delete"):
+                continue
+            host_report = report.hosts.get(a.host)
+            outcome = host_report.outcomes.get(a.uid) if host_report else None
+            row = by_uid.get(a.uid)
+            ns, name = (row.namespace, row.name) if row else ("default", "")
+            if outcome is None:
+                store.add_event(now, "Warning", "FailedSync",
+                                f"{a.describe()}: {host_report.error if host_report else 'not run'}",
+                                namespace=ns, name=name, uid=a.uid)
+                report.pending.append(a.pod or a.uid)
+                continue
+            if a.verb == "delete" and outcome.ok:
+                if row is not None and row.deleting:
+                    store.forget_pod(a.uid)
+                store.add_event(now, "Normal", "Killing", f"{a.describe()}", namespace=ns, name=name, uid=a.uid)
+            elif a.verb == "create" and outcome.ok:
+                store.add_event(now, "Normal", "Started", f"started on {a.host}", namespace=ns, name=name, uid=a.uid)
+            else:
+                detail = "; ".join(outcome.events) or f"exit {outcome.rc}"
+                store.add_event(now, "Warning", "Failed", f"{a.describe()}: {detail}",
+                                namespace=ns, name=name, uid=a.uid)
+                report.pending.append(a.pod or a.uid)
+
+
+def run_sync(coro):
+    return asyncio.run(coro)
+
+
+__all__ = ["Controller", "RunReport", "require_inventory", "open_store", "probe_hosts", "parse_ref"]
