@@ -416,7 +416,9 @@ def _write_tree(nodes: dict[str, _Node], dropped: list[tuple[str, str]], dest: P
     first_path: dict[object, str] = {}
     with open(dest, "wb") as raw:
         out = _Hashing(raw)
-        with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT,  # type: ignore[call-overload]
+        # GNU format: what hosts unpack with; long names use ././@LongLink and names that
+        # are not UTF-8 stay raw bytes (PAX would add hdrcharset, which GNU tar warns about).
+        with tarfile.open(fileobj=out, mode="w", format=tarfile.GNU_FORMAT,  # type: ignore[call-overload]
                           encoding="utf-8", errors="surrogateescape") as tar:
             for path in sorted(final, key=_sort_key):
                 node = final[path]
@@ -440,17 +442,17 @@ def _write_tree(nodes: dict[str, _Node], dropped: list[tuple[str, str]], dest: P
     return _Flat(dest, out.hash.hexdigest(), out.n, dropped)
 
 
-def _flatten(tars: Sequence[tuple[tarfile.TarFile, str]], whiteouts: bool, dest: Path) -> _Flat:
+def _flatten(tars: Sequence[tuple[tarfile.TarFile, str]], whiteouts: bool, dest: Path, label: str) -> _Flat:
     """Pass 1 reads every layer's headers into a _Tree; pass 2 (writing) reads the data
     of the surviving files by random access, so no layer is ever held in memory."""
     tree = _Tree()
-    for layer, (tf, label) in enumerate(tars):
+    for layer, (tf, layer_label) in enumerate(tars):
         try:
             for ti in tf:
-                tree.apply(ti, layer, tf, whiteouts, label)
+                tree.apply(ti, layer, tf, whiteouts, layer_label)
         except (tarfile.TarError, EOFError) as exc:
-            raise ImageError(f"{label}: corrupt tar: {exc}") from exc
-    return _write_tree(tree.nodes, tree.dropped, dest, tars[-1][1] if tars else str(dest))
+            raise ImageError(f"{layer_label}: corrupt tar: {exc}") from exc
+    return _write_tree(tree.nodes, tree.dropped, dest, label)
 
 
 # ---------------------------------------------------------------- rootfs directories
@@ -581,22 +583,25 @@ def _read_json(reader: _Reader, name: str, digest: str | None = None, size: int 
 def _plain_layer(reader: _Reader, layer: "_Layer", label: str, tmp: Path) -> IO[bytes]:
     """A seekable uncompressed tar of one layer, its digests verified on the way."""
     f = reader.open(layer.name)
-    head = f.read(8)
-    f.seek(0)
-    kind = _compression(head)
-    if kind is None:
-        raw = plain = _Hashing(f)
-        raw.drain()
+    result = f
+    try:
+        kind = _compression(f.read(8))
         f.seek(0)
-        result = f
-    else:
-        raw, plain = _decompress(f, kind, tmp, label)
-        f.close()
-        result = open(tmp, "rb")
-    _verify(label, "sha256 digest", layer.digest, raw.digest())
-    _verify(label, "uncompressed digest (diff_id)", layer.diff_id, plain.digest())
-    if layer.size is not None and layer.size != raw.n:
-        raise ImageError(f"{label}: size mismatch: the manifest says {layer.size}, the blob has {raw.n}")
+        if kind is None:
+            raw = plain = _Hashing(f)
+            raw.drain()
+            f.seek(0)
+        else:
+            with f:
+                raw, plain = _decompress(f, kind, tmp, label)
+            result = open(tmp, "rb")
+        _verify(label, "sha256 digest", layer.digest, raw.digest())
+        _verify(label, "uncompressed digest (diff_id)", layer.diff_id, plain.digest())
+        if layer.size is not None and layer.size != raw.n:
+            raise ImageError(f"{label}: size mismatch: the manifest says {layer.size}, the blob has {raw.n}")
+    except BaseException:
+        result.close()
+        raise
     return result
 
 
@@ -756,7 +761,7 @@ def _flatten_image(reader: _Reader, parsed: _Parsed, tmp: Path, stack: ExitStack
         label = f"{reader.label}: layer {i + 1}/{len(parsed.layers)} ({layer.name})"
         f = stack.enter_context(_plain_layer(reader, layer, label, tmp / f"layer-{i}.tar"))
         tars.append((_open_tar(f, label), label))
-    return _flatten(tars, whiteouts=True, dest=tmp / "rootfs.tar")
+    return _flatten(tars, whiteouts=True, dest=tmp / "rootfs.tar", label=reader.label)
 
 
 # ---------------------------------------------------------------- runtime config
@@ -802,7 +807,9 @@ def _runtime_from_config(config: dict) -> _Runtime:
     Docker daemon does at container creation, so PATH lookups work in every image."""
     c = config.get("config") or {}
     entrypoint = _strings(c.get("Entrypoint"), "Entrypoint")
-    env = merge_env((EnvVar("PATH", DEFAULT_PATH),), _env_list(c.get("Env") or []))
+    env = _env_list(c.get("Env") or [])
+    if not any(v.name == "PATH" for v in env):
+        env += (EnvVar("PATH", DEFAULT_PATH),)
     return _Runtime(
         entrypoint=() if entrypoint == ("",) else entrypoint,  # [""] means "no entrypoint"
         cmd=_strings(c.get("Cmd"), "Cmd"),
@@ -860,7 +867,7 @@ def _load(ref: str, src: Path, tmp: Path, platform: str | None, stack: ExitStack
         parsed = _docker_image(reader, ref, manifest)
         kind_name = "docker-save"
     else:
-        flat = _flatten([(tf, str(src))], whiteouts=False, dest=tmp / "rootfs.tar")
+        flat = _flatten([(tf, str(src))], whiteouts=False, dest=tmp / "rootfs.tar", label=str(src))
         return flat, _Runtime(), {"kind": "rootfs-tar", **source}
     flat = _flatten_image(reader, parsed, tmp, stack)
     return flat, _runtime_from_config(parsed.config), _source(parsed, kind_name, source)
@@ -1124,8 +1131,12 @@ class ImageStore:
                 blob.unlink(missing_ok=True)
         cutoff = time.time() - _TMP_MAX_AGE
         for entry in self._tmp.iterdir():  # leftovers of crashed imports
-            if entry.lstat().st_mtime < cutoff:
-                shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
+            if entry.lstat().st_mtime >= cutoff:
+                continue
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink(missing_ok=True)
 
 
 def _check_digest_ref(ref: str, flat: _Flat, source: dict) -> None:
@@ -1146,7 +1157,8 @@ _PASSWD = b"root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexist
 _GROUP = b"root:x:0:\nnobody:x:65534:\n"
 
 
-def build_busybox_image(store: ImageStore, ref: str = "busybox:latest", busybox: str | Path = "/bin/busybox") -> ImageConfig:
+def build_busybox_image(store: ImageStore, ref: str = "busybox:latest",
+                        busybox: str | Path = "/bin/busybox") -> ImageConfig:
     """A small realistic image from this machine's static busybox: /bin/busybox, a
     symlink to it for every applet, the usual top-level directories, /etc/passwd and
     /etc/group. Every mtime is 0, so the same busybox always gives the same digest."""
@@ -1201,10 +1213,10 @@ def _check_static_elf(path: Path) -> None:
             if len(head) < 52 or head[:4] != b"\x7fELF" or head[4] not in (1, 2) or head[5] not in (1, 2):
                 raise ImageError(f"{path} is not an ELF executable: {_BUSYBOX_HINT}")
             end = "<" if head[5] == 1 else ">"
-            if head[4] == 2:  # ELF64
-                (phoff,), (phentsize, phnum) = struct.unpack_from(end + "Q", head, 32), struct.unpack_from(end + "HH", head, 54)
-            else:
-                (phoff,), (phentsize, phnum) = struct.unpack_from(end + "I", head, 28), struct.unpack_from(end + "HH", head, 42)
+            # e_phoff, then e_phentsize and e_phnum, at their ELF64 / ELF32 offsets
+            off_fmt, off_at, num_at = ("Q", 32, 54) if head[4] == 2 else ("I", 28, 42)
+            (phoff,) = struct.unpack_from(end + off_fmt, head, off_at)
+            phentsize, phnum = struct.unpack_from(end + "HH", head, num_at)
             f.seek(phoff)
             table = f.read(phentsize * phnum)
     except FileNotFoundError:

@@ -303,7 +303,11 @@ def host_cgroups(home: Path, name: str) -> dict[str, Path]:
 def _known_cgroup_roots(state: dict) -> set[str]:
     """podlab dirs: recorded ones, ours, and any a lost state forgot (by name)."""
     roots = {h["root"] for h in state["hierarchies"]}
-    for h in _cgroup_hierarchies():
+    try:
+        current = _cgroup_hierarchies()
+    except LabError:
+        current = []  # no cgroups here: nothing of ours to find either
+    for h in current:
         roots.add(h["root"])
         roots.update(str(d) for d in _find_dirs(Path(h["mount"]), CGROUP_DIR, depth=3))
     return {r for r in roots if os.path.isdir(r)}
@@ -502,15 +506,18 @@ def _prepare_host_files(p: _Paths, index: int, hierarchies: list[dict]) -> None:
     _keygen(d / "ssh_host_ed25519_key", f"root@{name}")
     _write_atomic(ssh_dir / "authorized_keys", p.key.with_suffix(".pub").read_text(), 0o600)
     _write_atomic(d / "sshd_config", _sshd_config(index), 0o600)
-    config = {
-        "name": name,
-        "netns": str(NETNS_DIR / _netns(name)),
-        "cgroups": [dict(h, dir=os.path.join(h["root"], name)) for h in hierarchies],
-        "binds": [[str(d / "root"), "/root"], [str(d / "var-lib-podctl"), str(VAR_LIB_PODCTL)]],
-        "sshd_config": str(d / "sshd_config"),
-        "host_key": str(d / "ssh_host_ed25519_key"),
-    }
-    _write_atomic(d / "config.json", json.dumps(config, indent=1) + "\n", 0o600)
+    lines = [
+        f"name={name}",
+        f"netns={NETNS_DIR / _netns(name)}",
+        f"sshd_config={d / 'sshd_config'}",
+        f"host_key={d / 'ssh_host_ed25519_key'}",
+        f"bind={d / 'root'}\t/root",
+        f"bind={d / 'var-lib-podctl'}\t{VAR_LIB_PODCTL}",
+    ]
+    for h in hierarchies:
+        fields = [os.path.join(h["root"], name), h["target"], h["fstype"], h["options"], ",".join(h["aliases"])]
+        lines.append("cgroup=" + "\t".join(fields))
+    _write_atomic(d / "init.conf", "\n".join(lines) + "\n", 0o600)  # format: see labinit.py
 
 
 def _create_networks(indexes: list[int]) -> None:
@@ -557,7 +564,7 @@ def _launch(p: _Paths, index: int) -> tuple[int, int]:
         log.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} lab: starting {name}\n".encode())
         log.flush()
         proc = subprocess.Popen(
-            [INIT_PYTHON, "-I", "-S", str(LABINIT), str(p.host(name) / "config.json")],
+            [INIT_PYTHON, "-I", "-S", str(LABINIT), str(p.host(name) / "init.conf")],
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log,
             start_new_session=True, env=INIT_ENV, cwd="/",
         )
@@ -611,9 +618,9 @@ def _boot(p: _Paths, state: dict, indexes: list[int]) -> None:
 
 def _prepare_machine(p: _Paths, state: dict) -> None:
     """Bridge, client key, cgroup roots, mount point; cleans debris of a dead lab first."""
-    if _bridge_owner() != str(p.home):
-        # No lab of ours is up, and no other (checked by the caller): anything that
-        # carries a lab name is debris of a crashed lab, and would collide.
+    if _bridge_owner() != str(p.home) or not p.state.exists():
+        # No lab of ours is up (or we lost track of it), and no other (checked by the
+        # caller): anything that carries a lab name is debris, and would collide.
         _remove_machine_leftovers(state)
         _create_bridge(p.home)
     p.lab.mkdir(parents=True, exist_ok=True)
@@ -674,6 +681,9 @@ def lab_up(home: Path, hosts: int = 3) -> Path:
         raise LabError(f"--hosts must be between 1 and {MAX_HOSTS}, not {hosts}")
     _preflight()
     p = _Paths(home)
+    if re.search(r"[\t\n]", str(p.home)) or len(str(p.home)) > 255:
+        # The home goes into labinit's line format and into the bridge's alias.
+        raise LabError(f"the lab home must be a path under 256 chars without tabs or newlines: {str(p.home)!r}")
     with _machine_lock():
         other = _foreign_lab(p)
         if other:

@@ -11,14 +11,22 @@ Two stages in one file, so a host costs one interpreter start:
   dies), reaps every orphan, and on SIGTERM stops everything (SIGKILL after 2 s).
 
 Only the standard library, everything imported up front: once /root and /tmp are
-replaced, modules that live there would no longer be importable.
+replaced, modules that live there would no longer be importable. Imports are kept to
+the cheap ones (a lab may start 200 of these): `_signal` instead of `signal` (no enum),
+a line-based config instead of json (no re), libc instead of `socket` for sethostname.
+
+Config file, one `key=value` per line; bind and cgroup repeat, their fields split by tabs:
+    name=node1
+    netns=/run/netns/podlab-node1
+    sshd_config=/abs/sshd_config
+    host_key=/abs/ssh_host_ed25519_key
+    bind=<source>\t<target>
+    cgroup=<machine dir>\t<mount dir under /sys/fs/cgroup>\t<fstype>\t<options>\t<aliases,>
 """
 
+import _signal as signal
 import ctypes
-import json
 import os
-import signal
-import socket
 import sys
 import time
 
@@ -93,7 +101,8 @@ def launch(cfg):
     _check(_libc.unshare(CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWPID | CLONE_NEWCGROUP), "unshare")
     # Nothing we mount may propagate back to the machine.
     mount(None, "/", None, MS_REC | MS_PRIVATE)
-    socket.sethostname(cfg["name"])
+    name = cfg["name"].encode()
+    _check(_libc.sethostname(name, len(name)), "sethostname")
 
     ready_r, ready_w = os.pipe()
     pid = os.fork()
@@ -240,14 +249,28 @@ def init(cfg, ready_fd):
                 restart_at = time.monotonic() + SSHD_RESTART_DELAY
 
 
+def read_config(path):
+    cfg = {"binds": [], "cgroups": []}
+    with open(path) as f:
+        for line in f.read().splitlines():
+            key, _, value = line.partition("=")
+            if key == "bind":
+                cfg["binds"].append(value.split("\t"))
+            elif key == "cgroup":
+                cgdir, target, fstype, options, aliases = value.split("\t")
+                cfg["cgroups"].append({"dir": cgdir, "target": target, "fstype": fstype,
+                                       "options": options, "aliases": [a for a in aliases.split(",") if a]})
+            elif key:
+                cfg[key] = value
+    return cfg
+
+
 def main():
     if len(sys.argv) != 2:
-        sys.stderr.write("usage: labinit.py CONFIG.json\n")
+        sys.stderr.write("usage: labinit.py CONFIG\n")
         sys.exit(2)
-    with open(sys.argv[1]) as f:
-        cfg = json.load(f)
     try:
-        launch(cfg)
+        launch(read_config(sys.argv[1]))
     except OSError as exc:
         log(f"launch failed: {exc}")
         sys.exit(1)

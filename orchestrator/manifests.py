@@ -482,7 +482,9 @@ def env_name_problem(s: str) -> str | None:
 
 
 def no_nul_problem(s: str) -> str | None:
-    return f"{_show(s)} contains a NUL character, which no process can receive" if "\0" in s else None
+    if "\0" in s:
+        return f"{_show(s)} contains a NUL character, which no process can receive"
+    return None
 
 
 def image_problem(s: str) -> str | None:
@@ -549,7 +551,7 @@ def _string_map(ctx: _Ctx, value: Any, path: FieldPath,
             ctx.error(here, problem)
         if val is None:  # Go decodes null into "" for a map[string]string
             val = ""
-        val = _checked(ctx, val, here, value_problem) if value_problem else _typed(ctx, val, here, str)
+        val = _checked(ctx, val, here, value_problem or (lambda v: None))
         if not problem and val is not None:
             out.append((key, val))
     return out
@@ -819,9 +821,10 @@ def _container_to_k8s(c: Container) -> dict:
     if resources:
         out["resources"] = resources
     if c.volume_mounts:
-        out["volumeMounts"] = [
-            {"name": m.name, "mountPath": m.mount_path, **({"readOnly": True} if m.read_only else {})}
-            for m in c.volume_mounts]
+        out["volumeMounts"] = [{"name": m.name, "mountPath": m.mount_path} for m in c.volume_mounts]
+        for mount, m in zip(out["volumeMounts"], c.volume_mounts):
+            if m.read_only:
+                mount["readOnly"] = True
     out["imagePullPolicy"] = c.image_pull_policy
     return out
 
@@ -848,8 +851,9 @@ def _volume_to_k8s(v: Volume) -> dict:
     if v.kind == "hostPath":
         source = {"path": v.path, **({"type": v.host_path_type} if v.host_path_type else {})}
     else:
-        source = {**({"medium": v.medium} if v.medium else {}),
-                  **({"sizeLimit": format_memory(v.size_limit)} if v.size_limit is not None else {})}
+        source = {"medium": v.medium} if v.medium else {}
+        if v.size_limit is not None:
+            source["sizeLimit"] = format_memory(v.size_limit)
     return {"name": v.name, v.kind: source}
 
 
@@ -920,11 +924,21 @@ def validate_pod(doc: dict, source: str) -> Pod:
 
 
 class _Loader(yaml.SafeLoader):
-    """safe_load, except timestamps stay strings: Kubernetes turns YAML into JSON, so a
-    label value like 2024-01-01 is a string there too."""
+    """safe_load, except that every value is JSON (Kubernetes turns YAML into JSON, and
+    the store keeps `raw` as JSON): timestamps and !!binary stay the strings they are
+    written as (a label value 2024-01-01 is a string in Kubernetes too); !!set is refused."""
+
+    def construct_scalar_text(self, node: yaml.Node) -> str:
+        return self.construct_scalar(node)
+
+    def refuse(self, node: yaml.Node) -> None:
+        raise yaml.constructor.ConstructorError(None, None, f"{node.tag} has no JSON form",
+                                                node.start_mark)
 
 
-_Loader.add_constructor("tag:yaml.org,2002:timestamp", lambda loader, node: loader.construct_scalar(node))
+_Loader.add_constructor("tag:yaml.org,2002:timestamp", _Loader.construct_scalar_text)
+_Loader.add_constructor("tag:yaml.org,2002:binary", _Loader.construct_scalar_text)
+_Loader.add_constructor("tag:yaml.org,2002:set", _Loader.refuse)
 _MERGE = "tag:yaml.org,2002:merge"
 
 
@@ -936,42 +950,89 @@ class _Document:
     duplicates: list  # (path, key, line, first line)
 
 
+_MAX_MERGED = 10_000  # pairs one mapping may gain through `<<` merges
+
+
+class _Unsafe(Exception):
+    """A document PyYAML would build but podctl refuses: (line, reason)."""
+
+
 def _index_nodes(loader: yaml.SafeLoader, root: yaml.Node) -> tuple[dict, list]:
-    """Lines of every path, and duplicate keys, from the node tree (before construction,
-    which would merge `<<` keys and let the last duplicate win silently)."""
+    """Lines of every path, and duplicate keys, from the node tree: before construction,
+    which would apply `<<` merges and let the last duplicate key win silently.
+
+    Each node is visited once, so aliases cost nothing here; an alias to its own
+    ancestor (a cycle: `raw` could never be stored) and merges that multiply (PyYAML
+    copies merged pairs, exponentially for chained merges) raise _Unsafe."""
     lines = {(): root.start_mark.line + 1}
-    duplicates = []
-    seen: set[int] = set()
-    stack: list[tuple[FieldPath, yaml.Node]] = [((), root)]
-    while stack:  # iterative, and each node once: aliases can neither loop nor explode
-        path, node = stack.pop()
-        if id(node) in seen:
-            continue
-        seen.add(id(node))
+    duplicates: list = []
+    done: set[int] = set()
+    active: set[int] = set()  # the nodes on the current path, to spot cycles
+    merged: dict[int, int] = {}
+
+    def visit(path: FieldPath | None, node: yaml.Node) -> None:  # path None: inside a merge
+        if id(node) in active:
+            raise _Unsafe(node.start_mark.line + 1, "an alias refers to a node containing it")
+        if id(node) in done:
+            return
+        active.add(id(node))
         if isinstance(node, yaml.MappingNode):
-            first: dict = {}
-            for key_node, value_node in node.value:
-                if key_node.tag == _MERGE or not isinstance(key_node, yaml.ScalarNode):
-                    continue
-                key = loader.construct_object(key_node)  # as safe_load reads it: 80 != "80"
-                line = key_node.start_mark.line + 1
-                if key in first:
-                    duplicates.append((path, key, line, first[key]))
-                    continue
-                first[key] = line
-                lines.setdefault(path + (key,), line)
-                stack.append((path + (key,), value_node))
+            visit_mapping(path, node)
         elif isinstance(node, yaml.SequenceNode):
             for i, item in enumerate(node.value):
-                lines.setdefault(path + (i,), item.start_mark.line + 1)
-                stack.append((path + (i,), item))
+                if path is not None:
+                    lines.setdefault(path + (i,), item.start_mark.line + 1)
+                visit(None if path is None else path + (i,), item)
+        active.discard(id(node))
+        done.add(id(node))
+
+    def visit_mapping(path: FieldPath | None, node: yaml.MappingNode) -> None:
+        first: dict = {}
+        for key_node, value_node in node.value:
+            if key_node.tag == _MERGE:
+                if _merged_size(node, merged) > _MAX_MERGED:
+                    raise _Unsafe(key_node.start_mark.line + 1,
+                                  f"merge keys (<<) expand to more than {_MAX_MERGED} entries")
+                visit(None, value_node)
+                continue
+            if not isinstance(key_node, yaml.ScalarNode):
+                continue  # an unhashable key: the constructor reports it
+            key = loader.construct_object(key_node)  # as safe_load reads it: 80 != "80"
+            line = key_node.start_mark.line + 1
+            if key in first:
+                if path is not None:
+                    duplicates.append((path, key, line, first[key]))
+                continue
+            first[key] = line
+            if path is not None:
+                lines.setdefault(path + (key,), line)
+            visit(None if path is None else path + (key,), value_node)
+
+    visit((), root)
     return lines, duplicates
 
 
+def _merged_size(node: yaml.Node, memo: dict[int, int]) -> int:
+    """How many pairs `node` holds once its merges are flattened, as PyYAML does it."""
+    if id(node) in memo or not isinstance(node, yaml.MappingNode):
+        return memo.get(id(node), 0)
+    memo[id(node)] = 0  # a merge cycle counts nothing (PyYAML then fails on its own)
+    total = 0
+    for key_node, value_node in node.value:
+        if key_node.tag != _MERGE:
+            total += 1
+            continue
+        sources = value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]
+        total += sum(_merged_size(n, memo) for n in sources)
+    memo[id(node)] = total
+    return total
+
+
 def _yaml_documents(text: str, file: str) -> tuple[list[_Document], list[ManifestError]]:
-    loader = _Loader(text)
     docs: list[_Document] = []
+    loader = None
     try:
+        loader = _Loader(text)  # the reader rejects control characters right here
         while loader.check_node():
             node = loader.get_node()
             lines, duplicates = _index_nodes(loader, node)
@@ -981,17 +1042,22 @@ def _yaml_documents(text: str, file: str) -> tuple[list[_Document], list[Manifes
         mark = exc.problem_mark or exc.context_mark
         where = f"{file}:{mark.line + 1}:{mark.column + 1}" if mark else file
         what = " ".join(p for p in (exc.context, exc.problem) if p)
+        syntax = "" if isinstance(exc, yaml.constructor.ConstructorError) else " syntax"
         return docs, [ManifestError(f"{where} (document {len(docs) + 1})", "",
-                                    f"YAML syntax error: {what}")]
+                                    f"YAML{syntax} error: {what}")]
     except yaml.YAMLError as exc:  # e.g. a control character; ReaderError has a position
         line = text.count("\n", 0, getattr(exc, "position", 0)) + 1
         return docs, [ManifestError(f"{file}:{line} (document {len(docs) + 1})", "",
                                     f"YAML error: {exc}".splitlines()[0])]
+    except _Unsafe as exc:
+        line, reason = exc.args
+        return docs, [ManifestError(f"{file}:{line} (document {len(docs) + 1})", "", reason)]
     except RecursionError:
         return docs, [ManifestError(f"{file} (document {len(docs) + 1})", "",
                                     "nested too deeply")]
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     return docs, []
 
 
@@ -1030,8 +1096,9 @@ def _documents(text: str, file: str) -> tuple[list[_Document], list[ManifestErro
 
 
 def _parse(text: str, file: str) -> tuple[list[Manifest], list[ManifestError]]:
-    docs, errors = _documents(text, file)
-    manifests = []
+    docs, syntax_errors = _documents(text, file)
+    manifests: list[Manifest] = []
+    errors: list[ManifestError] = []
     for doc in docs:
         ctx = _Ctx(file, f"document {doc.index}", doc.lines)
         for path, key, line, first in doc.duplicates:
@@ -1046,7 +1113,7 @@ def _parse(text: str, file: str) -> tuple[list[Manifest], list[ManifestError]]:
                 ctx.errors += item_ctx.errors
         # any error at all fails the whole call, so nothing is applied half-way
         errors += sorted(ctx.errors, key=lambda e: e.line)
-    return manifests, errors
+    return manifests, errors + syntax_errors  # documents before a syntax error count
 
 
 def _objects(ctx: _Ctx, data: Any) -> list[tuple[_Ctx, Any]]:
@@ -1089,7 +1156,7 @@ def _duplicate_objects(manifests: list[Manifest]) -> list[ManifestError]:
 # ---------------------------------------------------------------- files
 
 
-def _inputs(paths: Iterable[Path | str]) -> tuple[list[tuple[str, Path | None]], list[ManifestError]]:
+def _inputs(paths: Iterable[Path | str]) -> tuple[list[tuple[str, Path | None]], list]:
     """(label, path) for each file to read; path None is stdin."""
     out: list[tuple[str, Path | None]] = []
     errors = []

@@ -1,0 +1,350 @@
+"""SSHTransport: every remote step runs through here, over asyncssh.
+
+- One connection per host for the transport's lifetime (a run), opened on first use;
+  concurrent first uses share one connect (a per-host task). A connection that
+  dropped is reopened on the next call. A host whose connect failed stays failed for
+  this transport: a dead host costs its connect timeout once per run, not per step.
+- One session per call, at most `sessions_per_host` at a time on one connection,
+  because OpenSSH's sshd refuses more than MaxSessions (default 10) channels.
+- Host keys are always verified against known_hosts (host.known_hosts, else
+  ~/.ssh/known_hosts); `accept-new` (per host, from the inventory) records the key
+  of a host that has no entry yet, like OpenSSH's StrictHostKeyChecking=accept-new.
+  Anything else that does not verify raises HostKeyError before anything is sent.
+- ~/.ssh/config is not read (config=None), so nothing there changes what podctl does.
+- Retries (tenacity) only where repeating is harmless: around connect (refused,
+  reset, timed out, dropped during the handshake; never auth or host-key errors) and
+  around whole calls made with idempotent=True (read-only probes) whose connection
+  was lost. A step that changes a host is never repeated.
+- An outer deadline (asyncio.timeout) covers connect + session: asyncssh's own
+  timeouts do not cover a peer that stops answering mid-command.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import time
+from dataclasses import dataclass, replace
+from typing import Mapping
+
+import asyncssh
+from tenacity import (AsyncRetrying, retry_if_exception, retry_if_result, stop_after_attempt,
+                      stop_after_delay, wait_exponential)
+
+from ..config import Config
+from ..errors import HostKeyError
+from ..model import Host
+from . import (FAILED, OK, UNKNOWN, UNREACHABLE, BaseTransport, Payload, PayloadError, Result,
+               payload_chunks, remote_command_line, wrap_script)
+
+CONNECT_ATTEMPTS = 3
+CALL_ATTEMPTS = 3  # idempotent calls only
+
+
+class ConnectFailed(Exception):
+    """Could not connect or authenticate; nothing was sent. Cached per host."""
+
+
+@dataclass
+class _Call:
+    """What one attempt has reached, so the deadline handler knows what to report."""
+
+    phase: str = "connect"  # connect -> session
+    process: asyncssh.SSHClientProcess | None = None
+
+
+class SSHTransport(BaseTransport):
+    def __init__(self, config: Config, *, host_key_checking: Mapping[str, str] | None = None,
+                 sessions_per_host: int = 8):
+        self.config = config
+        self.host_key_checking = dict(host_key_checking or {})  # name -> strict | accept-new
+        self.sessions_per_host = sessions_per_host
+        self.connects = 0  # SSH connections opened (handshake + auth done)
+        self._slots = asyncio.Semaphore(config.parallelism)
+        self._host_slots: dict[str, asyncio.Semaphore] = {}
+        self._conns: dict[str, asyncio.Task] = {}
+
+    # ------------------------------------------------------------------ calls
+
+    async def run(self, host: Host, script: str, *, payload: Payload = None,
+                  timeout: float | None = None, idempotent: bool = False) -> Result:
+        """Run `script` (then `payload`) on `host`'s stdin; never raises but HostKeyError."""
+        limit = self.config.command_timeout if timeout is None else timeout
+        data = wrap_script(script)
+        # Per-host slot first: calls queued behind one busy host must not hold global slots.
+        async with self._host_slot(host), self._slots:
+            start = time.monotonic()
+            call = _Call()
+            deadline = asyncio.timeout(limit)
+            try:
+                async with deadline:
+                    if idempotent and (payload is None or isinstance(payload, bytes)):
+                        result = await self._with_retries(host, data, payload, call)
+                    else:
+                        result, _ = await self._attempt(host, data, payload, call)
+            except TimeoutError:
+                if not deadline.expired():
+                    raise
+                result = self._deadline_result(host, call, limit)
+            return replace(result, duration=time.monotonic() - start)
+
+    async def _with_retries(self, host: Host, data: bytes, payload: bytes | None,
+                            call: _Call) -> Result:
+        """Repeat a read-only call whose connection was lost (the outer deadline still holds)."""
+        retrying = AsyncRetrying(stop=stop_after_attempt(CALL_ATTEMPTS),
+                                 wait=wait_exponential(multiplier=0.1, max=1),
+                                 retry=retry_if_result(lambda outcome: outcome[1]),
+                                 retry_error_callback=lambda state: state.outcome.result())
+        result, _ = await retrying(self._attempt, host, data, payload, call)
+        return result
+
+    async def _attempt(self, host: Host, data: bytes, payload: Payload,
+                       call: _Call) -> tuple[Result, bool]:
+        """One connect + session. Returns (result, worth retrying if idempotent)."""
+        call.phase, call.process = "connect", None
+        try:
+            conn = await self._connection(host)
+        except ConnectFailed as exc:
+            return Result(host.name, UNREACHABLE, error=str(exc)), False
+        call.phase = "session"
+        try:
+            return await self._session(host, conn, data, payload, call)
+        except asyncssh.ChannelOpenError as exc:
+            # The server refused the session: nothing ran.
+            return Result(host.name, UNREACHABLE, error=f"could not open a session: {exc}"), True
+        except PayloadError as exc:
+            if call.process:
+                call.process.close()
+            return Result(host.name, UNKNOWN, error=f"payload source failed mid-transfer: {exc}"), False
+        except (asyncssh.Error, OSError) as exc:
+            return Result(host.name, UNKNOWN, error=f"connection lost during the command "
+                          f"(it may or may not have run): {exc or type(exc).__name__}"), True
+
+    async def _session(self, host: Host, conn: asyncssh.SSHClientConnection, data: bytes,
+                       payload: Payload, call: _Call) -> tuple[Result, bool]:
+        process = await conn.create_process(remote_command_line(host), encoding=None)
+        call.process = process
+        feeder = asyncio.create_task(_feed(process.stdin, data, payload))
+        try:
+            stdout, stderr = await asyncio.gather(process.stdout.read(), process.stderr.read())
+            await process.wait_closed()
+        finally:
+            if not feeder.done():
+                feeder.cancel()  # the script exited without reading all its stdin
+            await asyncio.gather(feeder, return_exceptions=True)
+        if not feeder.cancelled() and isinstance(feeder.exception(), PayloadError):
+            raise feeder.exception()
+        return _classify(host.name, process, stdout, stderr)
+
+    def _deadline_result(self, host: Host, call: _Call, limit: float) -> Result:
+        if call.phase == "connect":
+            return Result(host.name, UNREACHABLE, error=f"could not connect within the {limit:g}s deadline")
+        if call.process is not None:
+            call.process.close()  # the remote command may keep running until it touches the pipe
+        return Result(host.name, UNKNOWN, error=f"no result within the {limit:g}s deadline: "
+                      "the command may still be running or may have finished")
+
+    def _host_slot(self, host: Host) -> asyncio.Semaphore:
+        return self._host_slots.setdefault(host.name, asyncio.Semaphore(self.sessions_per_host))
+
+    # ------------------------------------------------------------------ connections
+
+    async def _connection(self, host: Host) -> asyncssh.SSHClientConnection:
+        """The host's cached connection; the first caller starts the connect, others wait on it.
+
+        shield(): a caller whose deadline expires must not cancel a connect that other
+        callers share; the task is bounded by its own connect timeouts.
+        """
+        task = self._conns.get(host.name)
+        if task is None or _is_dead(task):
+            task = asyncio.create_task(self._connect(host), name=f"ssh-connect-{host.name}")
+            task.add_done_callback(_retrieve)
+            self._conns[host.name] = task
+        return await asyncio.shield(task)
+
+    async def _connect(self, host: Host) -> asyncssh.SSHClientConnection:
+        known_hosts = await self._known_hosts(host)
+        options = self._connect_options(host, known_hosts)
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(CONNECT_ATTEMPTS) | stop_after_delay(self.config.connect_timeout),
+            wait=wait_exponential(multiplier=0.1, max=1),
+            retry=retry_if_exception(_transient), reraise=True)
+
+        async def connect_once() -> asyncssh.SSHClientConnection:
+            return await asyncssh.connect(host.address, host.port, **options)
+
+        try:
+            conn = await retrying(connect_once)
+        except asyncssh.HostKeyNotVerifiable as exc:
+            raise self._host_key_error(host, known_hosts, str(exc)) from None
+        except (OSError, asyncssh.Error) as exc:
+            raise ConnectFailed(f"cannot connect to {_target(host)}: {_describe(exc)}") from None
+        self.connects += 1
+        return conn
+
+    def _connect_options(self, host: Host, known_hosts: str) -> dict:
+        options = dict(
+            username=host.user,
+            known_hosts=known_hosts,  # never None: host keys are always verified
+            config=None,  # ~/.ssh/config must not change what podctl does
+            connect_timeout=self.config.connect_timeout,
+            keepalive_interval=self.config.keepalive_interval,
+            keepalive_count_max=self.config.keepalive_count_max,
+        )
+        if not os.environ.get("SSH_AUTH_SOCK"):
+            options["agent_path"] = None
+        if host.key_file:
+            options["client_keys"] = [_load_key(host)]
+        if host.password is not None:
+            options["password"] = host.password
+        return options
+
+    # ------------------------------------------------------------------ host keys
+
+    async def _known_hosts(self, host: Host) -> str:
+        path = host.known_hosts or os.path.expanduser("~/.ssh/known_hosts")
+        if self.host_key_checking.get(host.name, "strict") == "accept-new" and not _has_entry(path, host):
+            await self._accept_new(host, path)
+        if not os.path.isfile(path):
+            raise HostKeyError(f"host {host.name!r} ({_target(host)}): no known_hosts file {path}; "
+                               f"nothing was sent. {_keyscan_hint(host, path)}")
+        return path
+
+    async def _accept_new(self, host: Host, path: str) -> None:
+        """Record the key of a host not yet in known_hosts (OpenSSH's accept-new)."""
+        try:
+            key = await asyncio.wait_for(
+                asyncssh.get_server_host_key(host.address, host.port, config=None),
+                self.config.connect_timeout)
+        except (OSError, asyncssh.Error) as exc:
+            raise ConnectFailed(f"cannot fetch the host key of {_target(host)}: {_describe(exc)}") from None
+        if key is None:
+            raise HostKeyError(f"host {host.name!r} ({_target(host)}) presented no host key")
+        os.makedirs(os.path.dirname(path) or ".", mode=0o700, exist_ok=True)
+        line = f"{_known_hosts_name(host)} {key.export_public_key().decode().strip()}\n"
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        with os.fdopen(fd, "a") as file:
+            file.write(line)
+
+    def _host_key_error(self, host: Host, path: str, detail: str) -> HostKeyError:
+        if _has_entry(path, host):
+            return HostKeyError(
+                f"host {host.name!r} ({_target(host)}): its host key does not match {path} "
+                f"({detail}); nothing was sent. If the host was reinstalled, check its new "
+                f"fingerprint, remove the old entry with `ssh-keygen -R "
+                f"'{_known_hosts_name(host)}' -f {path}`, then add the new one. Otherwise "
+                "someone may be intercepting the connection.")
+        return HostKeyError(f"host {host.name!r} ({_target(host)}): its host key is not in "
+                            f"{path}; nothing was sent. {_keyscan_hint(host, path)}")
+
+    # ------------------------------------------------------------------ shutdown
+
+    async def close(self) -> None:
+        tasks, self._conns = list(self._conns.values()), {}
+        conns = []
+        for task in tasks:
+            if not task.done():
+                task.cancel()
+            elif not task.cancelled() and task.exception() is None:
+                conns.append(task.result())
+        for conn in conns:
+            conn.close()
+        await asyncio.gather(*(c.wait_closed() for c in conns), *tasks, return_exceptions=True)
+
+
+# ---------------------------------------------------------------------- helpers
+
+
+async def _feed(stdin: asyncssh.SSHWriter, data: bytes, payload: Payload) -> None:
+    """Script, then payload, then EOF. Channel errors end quietly: the exit status tells."""
+    try:
+        stdin.write(data)
+        chunks = payload_chunks(payload)
+        while True:
+            try:
+                chunk = await anext(chunks)
+            except StopAsyncIteration:
+                break
+            except Exception as exc:
+                raise PayloadError(f"{type(exc).__name__}: {exc}") from exc
+            stdin.write(chunk)
+            await stdin.drain()
+        stdin.write_eof()
+    except (BrokenPipeError, ConnectionError, asyncssh.Error):
+        pass  # the remote side closed its stdin or the connection dropped
+
+
+def _classify(name: str, process: asyncssh.SSHClientProcess, stdout: bytes,
+              stderr: bytes) -> tuple[Result, bool]:
+    signal = process.exit_signal
+    status = process.exit_status
+    if signal is not None:
+        return Result(name, UNKNOWN, None, stdout, stderr,
+                      error=f"the command was killed by signal {signal[0]}"), False
+    if status is None:
+        return Result(name, UNKNOWN, None, stdout, stderr, error="the session ended without an "
+                      "exit status (connection or session process lost)"), True
+    if status == 0:
+        return Result(name, OK, 0, stdout, stderr), False
+    return Result(name, FAILED, status, stdout, stderr, error=f"exit status {status}"), False
+
+
+def _transient(exc: BaseException) -> bool:
+    """Connect errors worth another try: the network or a busy sshd, not config or auth."""
+    if isinstance(exc, asyncssh.ConnectionLost):
+        return True  # e.g. sshd's MaxStartups dropped us during the handshake
+    if isinstance(exc, (socket.gaierror, FileNotFoundError, PermissionError)):
+        return False
+    return isinstance(exc, OSError)  # refused, reset, unreachable, timed out
+
+
+def _is_dead(task: asyncio.Task) -> bool:
+    """A finished connect whose connection has closed since (a failed connect stays failed)."""
+    if not task.done():
+        return False  # still connecting: share it
+    if task.cancelled():
+        return True
+    return task.exception() is None and task.result().is_closed()
+
+
+def _retrieve(task: asyncio.Task) -> None:
+    """Mark a shielded task's exception as seen, so asyncio does not log it as lost."""
+    if not task.cancelled():
+        task.exception()
+
+
+def _load_key(host: Host) -> asyncssh.SSHKey:
+    try:
+        return asyncssh.read_private_key(host.key_file)
+    except (OSError, asyncssh.KeyImportError, ValueError) as exc:
+        raise ConnectFailed(f"cannot use private key {host.key_file} for host {host.name!r}: "
+                            f"{_describe(exc)}") from None
+
+
+def _has_entry(path: str, host: Host) -> bool:
+    """Does known_hosts name this host at all (a key, a CA or a revocation)?"""
+    try:
+        entries = asyncssh.read_known_hosts(path).match(host.address, host.address, host.port)
+    except (OSError, ValueError, asyncssh.Error):
+        return False
+    return any(entries[:3])
+
+
+def _known_hosts_name(host: Host) -> str:
+    return host.address if host.port == 22 else f"[{host.address}]:{host.port}"
+
+
+def _keyscan_hint(host: Host, path: str) -> str:
+    return (f"Check the host's key fingerprint (ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub "
+            f"on the host), then add it: `ssh-keyscan -p {host.port} {host.address} >> {path}` "
+            "(or set podctl_host_key_checking: accept-new for this host in the inventory).")
+
+
+def _target(host: Host) -> str:
+    return f"{host.user}@{host.address}:{host.port}"
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    return text if type(exc).__name__ in text else f"{type(exc).__name__}: {text}"
