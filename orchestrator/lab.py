@@ -428,12 +428,14 @@ def _remove_machine_leftovers(state: dict) -> None:
     for root in roots:
         victims |= _cgroup_pids(root)
     _kill_and_wait({pid: _proc_start(pid) for pid in victims})
-    links = _lab_links()
-    # Bridge ports first, so the bridge goes last and nothing dangles.
-    lines = [f"link del {n}" for n in links if n != BRIDGE]
-    lines += [f"netns del {n}" for n in netns]
-    lines += [f"link del {BRIDGE}"] if BRIDGE in links else []
-    _ip_batch(lines, force=True)
+    _ip_batch([f"netns del {n}" for n in netns], force=True)
+    # The kernel destroys the namespaces' veths in one batch, far faster than deleting
+    # them one by one; only what is still pinned somehow gets deleted explicitly.
+    deadline = time.monotonic() + 3.0
+    while any(n != BRIDGE for n in _lab_links()) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    _ip_batch([f"link del {n}" for n in _lab_links() if n != BRIDGE], force=True)
+    _ip_batch([f"link del {BRIDGE}"] if BRIDGE in _lab_links() else [], force=True)
     for root in roots:
         _remove_cgroup_tree(root)
     for entry in state["hosts"].values():
@@ -515,7 +517,8 @@ def _prepare_host_files(p: _Paths, index: int, hierarchies: list[dict]) -> None:
         f"bind={d / 'var-lib-podctl'}\t{VAR_LIB_PODCTL}",
     ]
     for h in hierarchies:
-        fields = [os.path.join(h["root"], name), h["target"], h["fstype"], h["options"], ",".join(h["aliases"])]
+        fields = [os.path.join(h["root"], name), h["target"], h["fstype"], h["options"],
+                  ",".join(h["aliases"])]
         lines.append("cgroup=" + "\t".join(fields))
     _write_atomic(d / "init.conf", "\n".join(lines) + "\n", 0o600)  # format: see labinit.py
 
@@ -544,11 +547,13 @@ def _configure_host_net(index: int) -> None:
 
 
 def _create_bridge(home: Path) -> None:
+    # A fixed MAC: a bridge otherwise takes its lowest port's, which changes as hosts come and go.
     try:
         _run(["ip", "link", "add", BRIDGE, "address", "02:00:0a:d5:00:01", "type", "bridge"])
     except LabError:
-        owner = lab_owner()
-        raise LabError(f"another lab ({owner or 'unknown owner'}) is being created on this machine")
+        if _bridge_owner() is None:
+            raise
+        raise LabError(f"another lab ({_bridge_owner() or 'unknown owner'}) is being created on this machine")
     _run(["ip", "link", "set", BRIDGE, "alias", str(home)])
     _ip_batch([f"addr add {BRIDGE_CIDR} dev {BRIDGE}", f"link set {BRIDGE} up"])
 
@@ -678,12 +683,12 @@ def _sorted_hosts(state: dict) -> list[tuple[str, dict]]:
 def lab_up(home: Path, hosts: int = 3) -> Path:
     """Ensure hosts node1..nodeN run (others are kept); returns the inventory path."""
     if not 1 <= hosts <= MAX_HOSTS:
-        raise LabError(f"--hosts must be between 1 and {MAX_HOSTS}, not {hosts}")
+        raise LabError(f"the number of lab hosts must be between 1 and {MAX_HOSTS}, not {hosts}")
     _preflight()
     p = _Paths(home)
     if re.search(r"[\t\n]", str(p.home)) or len(str(p.home)) > 255:
         # The home goes into labinit's line format and into the bridge's alias.
-        raise LabError(f"the lab home must be a path under 256 chars without tabs or newlines: {str(p.home)!r}")
+        raise LabError(f"the lab home must be under 256 chars, without tabs or newlines: {str(p.home)!r}")
     with _machine_lock():
         other = _foreign_lab(p)
         if other:
@@ -710,8 +715,12 @@ def lab_down(home: Path) -> None:
         if not _foreign_lab(p):  # never touch a lab another home owns
             _remove_machine_leftovers(state)
             _remove_created_dirs(state)
-        if p.lab.exists():
+        try:
             shutil.rmtree(p.lab)
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            raise LabError(f"cannot remove {p.lab}: {exc}") from exc
 
 
 def lab_status(home: Path) -> list[dict]:

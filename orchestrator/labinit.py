@@ -233,8 +233,8 @@ def init(cfg, ready_fd):
 
     restart_at = None
     while True:
-        timeout = None if restart_at is None else max(0.0, restart_at - time.monotonic())
-        info = signal.sigtimedwait(HANDLED, timeout if timeout is not None else 3600)
+        timeout = 3600.0 if restart_at is None else max(0.0, restart_at - time.monotonic())
+        info = signal.sigtimedwait(HANDLED, timeout)
         if info is not None and info.si_signo in (signal.SIGTERM, signal.SIGINT):
             shutdown()
         for pid, status in reap():

@@ -78,7 +78,7 @@ def parse_probe(host: str, stdout: bytes | str) -> HostSnapshot:
             if len(parts) == 4:
                 uid, state, status, meta = parts
                 pods[uid] = ObservedPod(uid, state, _json(status), _json(meta))
-        elif kind == "done":
+        elif kind == "end":
             complete = True
     if not complete:
         # A probe cut short must not be read as "these pods are gone".

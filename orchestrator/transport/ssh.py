@@ -114,8 +114,6 @@ class SSHTransport(BaseTransport):
             # The server refused the session: nothing ran.
             return Result(host.name, UNREACHABLE, error=f"could not open a session: {exc}"), True
         except PayloadError as exc:
-            if call.process:
-                call.process.close()
             return Result(host.name, UNKNOWN, error=f"payload source failed mid-transfer: {exc}"), False
         except (asyncssh.Error, OSError) as exc:
             return Result(host.name, UNKNOWN, error=f"connection lost during the command "
@@ -125,7 +123,7 @@ class SSHTransport(BaseTransport):
                        payload: Payload, call: _Call) -> tuple[Result, bool]:
         process = await conn.create_process(remote_command_line(host), encoding=None)
         call.process = process
-        feeder = asyncio.create_task(_feed(process.stdin, data, payload))
+        feeder = asyncio.create_task(_feed(process, data, payload))
         try:
             stdout, stderr = await asyncio.gather(process.stdout.read(), process.stderr.read())
             await process.wait_closed()
@@ -256,8 +254,9 @@ class SSHTransport(BaseTransport):
 # ---------------------------------------------------------------------- helpers
 
 
-async def _feed(stdin: asyncssh.SSHWriter, data: bytes, payload: Payload) -> None:
+async def _feed(process: asyncssh.SSHClientProcess, data: bytes, payload: Payload) -> None:
     """Script, then payload, then EOF. Channel errors end quietly: the exit status tells."""
+    stdin = process.stdin
     try:
         stdin.write(data)
         chunks = payload_chunks(payload)
@@ -267,6 +266,12 @@ async def _feed(stdin: asyncssh.SSHWriter, data: bytes, payload: Payload) -> Non
             except StopAsyncIteration:
                 break
             except Exception as exc:
+                # Abort: KILL the script, then close. Best effort only: sshd refuses signal
+                # requests on sessions without privilege separation (root logins), and
+                # closing the channel gives the remote stdin an EOF all the same. Scripts
+                # that consume a payload must check it (size or digest) before acting.
+                process.send_signal("KILL")
+                process.close()
                 raise PayloadError(f"{type(exc).__name__}: {exc}") from exc
             stdin.write(chunk)
             await stdin.drain()

@@ -119,9 +119,9 @@ def _lab_up_waiting(home: Path) -> Path:
 
 def _remove_active_lab() -> None:
     global _active_home
-    home, _active_home = _active_home, None
-    if home is not None:
-        labmod.lab_down(home)
+    if _active_home is not None:
+        labmod.lab_down(_active_home)
+        _active_home = None  # only once it is gone: the safety nets retry otherwise
 
 
 def _sigterm_to_interrupt(signum, frame):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import signal
+import socket
 import subprocess
 import uuid
 from pathlib import Path
@@ -22,7 +22,8 @@ def _token() -> str:
 
 
 def _ok(result: subprocess.CompletedProcess) -> str:
-    assert result.returncode == 0, f"rc={result.returncode}\nstdout:\n{result.stdout}\nstderr:\n{result.stderr}"
+    assert result.returncode == 0, (
+        f"rc={result.returncode}\nstdout:\n{result.stdout}\nstderr:\n{result.stderr}")
     return result.stdout
 
 
@@ -30,12 +31,13 @@ def _status(lab) -> dict[str, dict]:
     return {row["name"]: row for row in labmod.lab_status(lab.home)}
 
 
-def _alive(pid: int) -> bool:
+def _start_time(pid: int) -> int | None:
+    """A live process's start time (with its pid, its identity); None once it is gone."""
     try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
-        return False
-    return state not in ("Z", "X")
+        return None
+    return None if fields[0] in ("Z", "X") else int(fields[19])
 
 
 def _restore(lab) -> None:
@@ -50,13 +52,16 @@ def test_hostnames(lab):
 
 
 def test_pid1_is_labinit_and_machine_processes_are_hidden(lab):
-    out = _ok(lab.ssh("node1", r"for p in /proc/[0-9]*; do echo ${p#/proc/} $(tr '\0' ' ' < $p/cmdline); done"))
+    listing = r"for p in /proc/[0-9]*; do echo ${p#/proc/} $(tr '\0' ' ' < $p/cmdline); done"
+    out = _ok(lab.ssh("node1", listing))
     procs = dict(line.split(" ", 1) for line in out.splitlines() if " " in line)
     assert "labinit.py" in procs["1"]
-    # Only init, sshd and this session's shell: not the machine's processes (like us).
-    assert all(re.search(r"labinit\.py|sshd|bash|^tr", cmd) for cmd in procs.values()), procs
-    ours = Path("/proc/self/cmdline").read_text().replace("\0", " ").strip()
-    assert not any(cmd.strip() == ours for cmd in procs.values())
+    # Nothing of the machine's: neither its init nor this test process.
+    seen = {cmd.strip() for cmd in procs.values()}
+    for pid in ("1", "self"):
+        machine_cmd = Path(f"/proc/{pid}/cmdline").read_text().replace("\0", " ").strip()
+        assert machine_cmd not in seen
+    assert len(procs) < len([p for p in os.listdir("/proc") if p.isdigit()])
 
 
 def test_root_tmp_and_run_podctl_are_private(lab):
@@ -77,13 +82,14 @@ def test_root_tmp_and_run_podctl_are_private(lab):
 
 def test_var_lib_podctl_survives_a_crash_run_and_tmp_do_not(lab):
     token = _token()
-    _ok(lab.ssh("node2", f"echo {token} > /var/lib/podctl/keep-{token}; touch /tmp/{token} /run/podctl/{token}"))
+    _ok(lab.ssh("node2", f"echo {token} > /var/lib/podctl/keep-{token}; "
+                         f"touch /tmp/{token} /run/podctl/{token}"))
     before = _status(lab)["node2"]
 
     labmod.host_crash(lab.home, "node2")
     crashed = _status(lab)["node2"]
     assert not crashed["running"] and not crashed["reachable"]
-    assert not _alive(before["pid"])
+    assert _start_time(before["pid"]) is None
     assert lab.ssh("node2", "true", timeout=20).returncode == 255  # ssh cannot connect
 
     labmod.host_start(lab.home, "node2")
@@ -149,6 +155,27 @@ def test_hosts_reach_each_other_and_nothing_else(lab):
     assert routes == ["10.213.0.0/16 dev eth0 proto kernel scope link src 10.213.0.11"]
 
 
+def _sshd_answers(address: str) -> bool:
+    try:
+        with socket.create_connection((address, 22), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def test_host_link_down_partitions_the_host_and_up_heals_it(lab):
+    name, address = lab.hosts[2]
+    try:
+        labmod.host_link(lab.home, name, up=False)
+        assert not _sshd_answers(address)
+        probe = f"timeout 1 bash -c 'exec 3<>/dev/tcp/{address}/22' && echo reached || echo cut"
+        assert _ok(lab.ssh(lab.hosts[0][0], probe)).strip() == "cut"
+    finally:
+        labmod.host_link(lab.home, name, up=True)
+    assert _sshd_answers(address)
+    assert _ok(lab.ssh(name, "hostname")).strip() == name
+
+
 def test_lab_up_again_is_harmless_and_can_add_hosts(lab):
     before = {n: r["pid"] for n, r in _status(lab).items()}
     assert labmod.lab_up(lab.home, len(lab.hosts)) == lab.inventory
@@ -167,7 +194,7 @@ def test_lab_up_again_is_harmless_and_can_add_hosts(lab):
 
 
 def _traces(lab) -> dict:
-    """What the lab has on the machine now: pids and cgroup roots."""
+    """What the lab has on the machine now: processes, cgroup roots, dirs it made."""
     state = json.loads((lab.home / "lab" / "state.json").read_text())
     roots = [Path(h["root"]) for h in state["hierarchies"]]
     pids = {e["pid"] for e in state["hosts"].values()}
@@ -175,22 +202,26 @@ def _traces(lab) -> dict:
         for procs in root.rglob("cgroup.procs"):
             pids.update(int(p) for p in procs.read_text().split())
     assert roots and pids
-    return {"pids": pids, "cgroups": roots}
+    return {"procs": {(pid, _start_time(pid)) for pid in pids}, "cgroups": roots,
+            "created": [Path(d) for d in state["created"]]}
 
 
-def _assert_clean(lab, traces: dict) -> None:
+def _assert_clean(lab, traces: dict, state_lost: bool = False) -> None:
     netns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
     assert "podlab-" not in netns
     links = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True).stdout
     assert " podlab0" not in links and " plb-" not in links
     assert not [r for r in traces["cgroups"] if r.exists()]
-    assert not [p for p in traces["pids"] if _alive(p)]
+    assert not [pid for pid, start in traces["procs"] if start and _start_time(pid) == start]
+    if not state_lost:  # only its state tells which of /run/netns, /var/lib/podctl it made
+        assert not [d for d in traces["created"] if d.exists()]
     assert not (lab.home / "lab").exists()
 
 
 def _make_pod_like_traces(lab) -> None:
     # What a pod leaves: child cgroups and a daemonized process reparented to init.
-    _ok(lab.ssh("node1", "mkdir -p /sys/fs/cgroup/memory/podctl/crash/c1 /sys/fs/cgroup/pids/podctl/crash; "
+    _ok(lab.ssh("node1", "mkdir -p /sys/fs/cgroup/memory/podctl/crash/c1 "
+                         "/sys/fs/cgroup/pids/podctl/crash; "
                          "setsid sleep 1000 < /dev/null > /dev/null 2>&1 &"))
 
 
@@ -219,7 +250,7 @@ def test_lab_down_leaves_nothing_also_after_crashes(lab):
         created = json.loads(state_file.read_text())["created"]
         state_file.unlink()
         labmod.lab_down(lab.home)
-        _assert_clean(lab, traces)
+        _assert_clean(lab, traces, state_lost=True)
         # Without its state the lab cannot know it made /run/netns or /var/lib/podctl:
         # put the machine back as it was before this session.
         labmod._remove_created_dirs({"created": created})

@@ -22,7 +22,7 @@ import pytest
 from orchestrator.config import Config
 from orchestrator.errors import HostKeyError
 from orchestrator.model import Host
-from orchestrator.transport import FAILED, OK, UNKNOWN, UNREACHABLE, wrap_script
+from orchestrator.transport import FAILED, OK, UNKNOWN, UNREACHABLE, remote_command_line, wrap_script
 from orchestrator.transport.local import LocalTransport
 from orchestrator.transport.ssh import SSHTransport
 
@@ -202,6 +202,25 @@ def test_unread_payload_is_never_executed(sshd, config, tmp_path):
     r = arun(go())
     assert (r.status, r.stdout) == (OK, b"done\n")
     assert not canary.exists()
+
+
+async def failing_payload():
+    yield b"x" * MB
+    raise OSError("disk read error")
+
+
+def test_a_failing_payload_source_aborts_the_session_as_unknown(sshd, config, tmp_path):
+    """The remote side still sees EOF (sshd will not signal a root session), so the
+    script checks the size it got, as every payload-consuming script must."""
+    done = tmp_path / "consumed"
+    script = f'n=$(wc -c); [ "$n" -eq {3 * MB} ] && touch {done}'
+
+    async def go():
+        async with SSHTransport(config) as t:
+            return await t.run(sshd.host(), script, payload=failing_payload())
+    r = arun(go())
+    assert r.status == UNKNOWN and "disk read error" in r.error and r.duration < 5, r
+    assert not done.exists()
 
 
 def test_wrap_script_shape():
@@ -458,6 +477,12 @@ def test_parallelism_bounds_concurrent_calls(sshd, tmp_path):
 # ------------------------------------------------------------------ become
 
 
+def test_become_command_line():
+    assert remote_command_line(Host("h", "a")) == "bash -s"
+    assert remote_command_line(Host("h", "a", become=True, become_user="app user")) == \
+        "sudo -n -u 'app user' -- bash -s"
+
+
 def test_become_runs_through_sudo(sshd, config):
     if not shutil.which("sudo"):
         pytest.skip("sudo is not installed on this machine")
@@ -483,12 +508,14 @@ def test_local_transport_same_rules(tmp_path):
                     await t.run(host, "sha256sum", payload=data),
                     await t.run(host, "echo done", payload=canary_script(canary).encode()),
                     await t.run(host, "sleep 30", timeout=0.5), await t.run(host, "kill -9 $$"),
+                    await t.run(host, f"cat >/dev/null && touch {canary}", payload=failing_payload()),
                     await t.run_many([Host("a", "x"), Host("b", "y")], lambda h: f"echo {h.name}"))
-    ok, failed, digest, unread, slow, killed, many = arun(go())
+    ok, failed, digest, unread, slow, killed, broken, many = arun(go())
     assert (ok.status, ok.stdout) == (OK, b"hi\n")
     assert (failed.status, failed.exit_code) == (FAILED, 5)
     assert digest.stdout.split()[0].decode() == hashlib.sha256(data).hexdigest()
     assert unread.stdout == b"done\n" and not canary.exists()
     assert slow.status == UNKNOWN and slow.duration < 1.0
     assert killed.status == UNKNOWN
+    assert broken.status == UNKNOWN and "disk read error" in broken.error and not canary.exists()
     assert {k: v.stdout for k, v in many.items()} == {"a": b"a\n", "b": b"b\n"}

@@ -74,3 +74,73 @@ def test_probe_script_is_valid_bash():
     subprocess.run(["bash", "-n"], input=script.encode(), check=True)
     if shutil.which("shellcheck"):
         subprocess.run(["shellcheck", "-s", "bash", "-S", "error", "-"], input=script.encode(), check=True)
+
+
+# ---------------------------------------------------------------- golden scripts
+
+import os  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from orchestrator.manifests import parse_documents  # noqa: E402
+from orchestrator.model import EnvVar, ImageConfig  # noqa: E402
+from orchestrator.runtime import Network, batch_script, delete_context, pod_context, probe_script  # noqa: E402
+
+GOLDEN = Path(__file__).parent / "golden"
+UID = "0d6f2a4e-1b7c-4c2d-9e3f-5a6b7c8d9e0f"
+IMAGE = ImageConfig(ref="busybox:latest", digest="ab" * 32, cmd=("sh",),
+                    env=(EnvVar("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),))
+POD = """
+apiVersion: v1
+kind: Pod
+metadata: {name: web, labels: {app: web}}
+spec:
+  restartPolicy: OnFailure
+  terminationGracePeriodSeconds: 5
+  volumes:
+  - {name: shared, emptyDir: {}}
+  - {name: cache, emptyDir: {medium: Memory, sizeLimit: 16Mi}}
+  - {name: host, hostPath: {path: /srv/data, type: DirectoryOrCreate}}
+  containers:
+  - name: app
+    image: busybox
+    command: [sh, -c, 'echo "$GREETING" > /data/out; sleep 3600']
+    env: [{name: GREETING, value: "it's $(not run) `nor this`; echo x"}]
+    workingDir: /data
+    resources: {limits: {cpu: 500m, memory: 64Mi}, requests: {cpu: 250m, memory: 32Mi}}
+    volumeMounts: [{name: shared, mountPath: /data}, {name: host, mountPath: /host, readOnly: true}]
+  - name: side
+    image: busybox
+    args: [sleep, "3600"]
+    volumeMounts: [{name: shared, mountPath: /data}, {name: cache, mountPath: /cache}]
+"""
+
+
+def _golden_scripts() -> dict[str, str]:
+    pod = parse_documents(POD, "golden.yaml")[0].obj
+    ctx = pod_context(pod, UID, {"busybox": IMAGE}, Network("10.244.1.7", "10.244.1.0/24"))
+    from orchestrator.executor import push_script
+    from orchestrator.render import render as r
+
+    return {
+        "batch.sh": batch_script([{"verb": "create", "pod": ctx}, {"verb": "delete", "pod": delete_context(UID, 5)}]),
+        "supervisor.sh": ctx["supervisor"],
+        "container-app.sh": ctx["containers"][0]["script"],
+        "probe.sh": probe_script(),
+        "image_push.sh": push_script("ab" * 32, 1234),
+        "exec.sh": r("exec.sh.j2", uid=UID, container="app", command=["sh", "-c", "echo $HOSTNAME"], interactive=False),
+        "logs.sh": r("logs.sh.j2", uid=UID, container="app", file="log", tail="+1", follow="no"),
+    }
+
+
+@pytest.mark.parametrize("name", sorted(_golden_scripts()))
+def test_golden_scripts(name):
+    script = _golden_scripts()[name]
+    path = GOLDEN / name
+    if os.environ.get("PODCTL_UPDATE_GOLDEN") or not path.exists():
+        path.write_text(script)
+    assert script == path.read_text(), f"{name} changed: review, then PODCTL_UPDATE_GOLDEN=1 pytest"
+    subprocess.run(["bash", "-n"], input=script.encode(), check=True)
+    if shutil.which("shellcheck"):
+        r = subprocess.run(["shellcheck", "-s", "bash", "-S", "warning", "-"], input=script.encode(),
+                           capture_output=True)
+        assert r.returncode == 0, r.stdout.decode()

@@ -1,0 +1,275 @@
+#!/bin/bash
+# podctl container start: runs as PID 1 of the container's own PID and mount
+# namespaces, already joined to the pod's net/ipc/uts namespaces. It builds the
+# container's root (overlay over the image, /proc, /dev, /etc/hosts, volumes) and execs
+# the declared command with only the declared environment.
+set -euo pipefail
+# --- podctl host library (templates/lib.sh.j2) ---
+export LC_ALL=C TZ=UTC PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+PODCTL_STATE=/var/lib/podctl
+PODCTL_RUN=/run/podctl
+# shellcheck disable=SC2034  # used by the scripts that include this library
+PODCTL_BRIDGE=podctl0
+# cgroup v1 hierarchies podctl uses; cpu and cpuacct may be one co-mounted hierarchy.
+PODCTL_V1_CONTROLLERS="cpu cpuacct memory pids"
+
+now_utc() { printf '%(%Y-%m-%dT%H:%M:%SZ)T' -1; }
+
+cg_version() {
+  if [ -f /sys/fs/cgroup/cgroup.controllers ]; then echo 2; else echo 1; fi
+}
+CGV=$(cg_version)
+
+# The cgroup directories of a podctl path ("<uid>" or "<uid>/<container>"), one a line.
+cg_dirs() {
+  local rel=$1 c seen=""
+  if [ "$CGV" = 2 ]; then
+    echo "/sys/fs/cgroup/podctl/$rel"
+    return
+  fi
+  for c in $PODCTL_V1_CONTROLLERS; do
+    [ -d "/sys/fs/cgroup/$c" ] || continue
+    local real
+    real=$(readlink -f "/sys/fs/cgroup/$c")
+    case " $seen " in *" $real "*) continue ;; esac
+    seen="$seen $real"
+    echo "$real/podctl/$rel"
+  done
+}
+
+# The one directory whose cgroup.procs lists a cgroup's processes.
+cg_main_dir() {
+  if [ "$CGV" = 2 ]; then echo "/sys/fs/cgroup/podctl/$1"; else echo "$(readlink -f /sys/fs/cgroup/pids)/podctl/$1"; fi
+}
+
+cg_create() {
+  local rel=$1 d
+  if [ "$CGV" = 2 ]; then
+    # v2 only delegates a controller to children that their parent enabled.
+    mkdir -p /sys/fs/cgroup/podctl
+    echo "+cpu +memory +pids" >/sys/fs/cgroup/cgroup.subtree_control 2>/dev/null || true
+    echo "+cpu +memory +pids" >/sys/fs/cgroup/podctl/cgroup.subtree_control 2>/dev/null || true
+  fi
+  while read -r d; do
+    mkdir -p "$d"
+    if [ "$CGV" = 2 ]; then
+      echo "+cpu +memory +pids" >"$d/cgroup.subtree_control" 2>/dev/null || true
+    fi
+  done < <(cg_dirs "$rel")
+}
+
+# cg_limits REL MEMORY_BYTES CPU_QUOTA_US CPU_SHARES PIDS_MAX ("" leaves one unset)
+cg_limits() {
+  local rel=$1 mem=$2 quota=$3 shares=$4 pids=$5 d
+  while read -r d; do
+    if [ "$CGV" = 2 ]; then
+      [ -z "$mem" ] || echo "$mem" >"$d/memory.max"
+      [ -z "$mem" ] || { [ ! -f "$d/memory.swap.max" ] || echo 0 >"$d/memory.swap.max"; }
+      [ -z "$quota" ] || echo "$quota 100000" >"$d/cpu.max"
+      # cpu.shares (2..262144) to cpu.weight (1..10000), the formula runc uses.
+      [ -z "$shares" ] || echo $((1 + ((shares - 2) * 9999) / 262142)) >"$d/cpu.weight"
+      [ -z "$pids" ] || echo "$pids" >"$d/pids.max"
+      continue
+    fi
+    if [ -n "$mem" ] && [ -f "$d/memory.limit_in_bytes" ]; then
+      echo "$mem" >"$d/memory.limit_in_bytes"
+      [ ! -f "$d/memory.memsw.limit_in_bytes" ] || echo "$mem" >"$d/memory.memsw.limit_in_bytes"
+    fi
+    if [ -n "$quota" ] && [ -f "$d/cpu.cfs_quota_us" ]; then
+      echo 100000 >"$d/cpu.cfs_period_us"
+      echo "$quota" >"$d/cpu.cfs_quota_us"
+    fi
+    [ -z "$shares" ] || [ ! -f "$d/cpu.shares" ] || echo "$shares" >"$d/cpu.shares"
+    [ -z "$pids" ] || [ ! -f "$d/pids.max" ] || echo "$pids" >"$d/pids.max"
+  done < <(cg_dirs "$rel")
+}
+
+# Move the calling process into a cgroup ("0" is the writer itself, in any pid namespace).
+cg_join() {
+  local d
+  while read -r d; do echo 0 >"$d/cgroup.procs"; done < <(cg_dirs "$1")
+}
+
+cg_procs() {
+  local d
+  d=$(cg_main_dir "$1")
+  [ -d "$d" ] || return 0
+  find "$d" -name cgroup.procs -exec cat {} + 2>/dev/null || true
+}
+
+cg_signal() {
+  local p
+  for p in $(cg_procs "$1"); do kill "-$2" "$p" 2>/dev/null || true; done
+}
+
+# The OOM kill counter of a cgroup, to tell an OOM kill from any other SIGKILL.
+cg_oom_kills() {
+  local d n
+  d=$(cg_main_dir "$1")
+  if [ "$CGV" = 2 ]; then
+    n=$(sed -n 's/^oom_kill //p' "$d/memory.events" 2>/dev/null)
+  else
+    d="$(readlink -f /sys/fs/cgroup/memory)/podctl/$1"
+    n=$(sed -n 's/^oom_kill //p' "$d/memory.oom_control" 2>/dev/null)
+  fi
+  echo "${n:-0}"
+}
+
+# Kill everything in a cgroup tree, then remove its directories bottom-up.
+cg_destroy() {
+  local rel=$1 d
+  for _ in $(seq 1 100); do
+    [ -n "$(cg_procs "$rel")" ] || break
+    cg_signal "$rel" KILL
+    sleep 0.05
+  done
+  while read -r d; do
+    [ -d "$d" ] || continue
+    find "$d" -depth -type d -exec rmdir {} + 2>/dev/null || true
+  done < <(cg_dirs "$rel")
+}
+
+# Resolve PATH inside ROOT the way the container will see it: symlinks are followed
+# relative to ROOT, never to the host (what runc's securejoin does). Prints the host path.
+securejoin() {
+  local root=$1 rest=$2 cur="" comp target hops=0
+  rest=${rest#/}
+  while [ -n "$rest" ]; do
+    comp=${rest%%/*}
+    if [ "$comp" = "$rest" ]; then rest=""; else rest=${rest#*/}; fi
+    case "$comp" in
+      "" | .) continue ;;
+      ..) cur=${cur%/*}; continue ;;
+    esac
+    if [ -L "$root$cur/$comp" ]; then
+      hops=$((hops + 1))
+      [ "$hops" -le 40 ] || { echo "securejoin: too many symlinks" >&2; return 1; }
+      target=$(readlink "$root$cur/$comp")
+      case "$target" in
+        /*) cur="" ;;
+      esac
+      rest="${target#/}${rest:+/$rest}"
+      continue
+    fi
+    cur="$cur/$comp"
+  done
+  printf '%s\n' "$root$cur"
+}
+
+# A directory (or, with "file", an empty file) at PATH inside ROOT, created if missing.
+mkpath_in_root() {
+  local root=$1 path=$2 kind=${3:-dir} host
+  host=$(securejoin "$root" "$path")
+  if [ "$kind" = file ]; then
+    mkdir -p "$(dirname "$host")"
+    [ -e "$host" ] || : >"$host"
+  else
+    mkdir -p "$host"
+  fi
+  printf '%s\n' "$host"
+}
+
+# Atomic write: content on stdin lands in FILE all at once (readers never see half).
+atomic_write() {
+  local f=$1
+  cat >"$f.tmp.$$" && mv -f "$f.tmp.$$" "$f"
+}
+
+# Is the pod's supervisor alive? A pid file alone could name a reused pid.
+supervisor_pid() {
+  local uid=$1 pid
+  pid=$(cat "$PODCTL_RUN/pods/$uid/supervisor.pid" 2>/dev/null) || return 1
+  [ -n "$pid" ] && [ -r "/proc/$pid/cmdline" ] || return 1
+  tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q -- "$uid" || return 1
+  echo "$pid"
+}
+
+# Unmount everything below a directory, deepest first.
+umount_below() {
+  local dir=$1 m
+  [ -e "$dir" ] || return 0
+  while read -r m; do
+    umount -l "$m" 2>/dev/null || true
+  done < <(awk -v d="$dir" '$5 == d || index($5, d "/") == 1 { print $5 }' /proc/self/mountinfo | sort -r)
+}
+
+# Remove every trace of a pod on this host: processes, mounts, namespaces, veth,
+# cgroups, directories. Safe to run on a pod that is half made or already gone.
+pod_teardown() {
+  local uid=$1 veth=$2
+  cg_signal "$uid" KILL
+  cg_destroy "$uid"
+  ip link del "$veth" 2>/dev/null || true
+  umount_below "$PODCTL_RUN/pods/$uid"
+  umount_below "$PODCTL_STATE/pods/$uid"
+  rm -rf --one-file-system "$PODCTL_RUN/pods/$uid" "$PODCTL_STATE/pods/$uid"
+}
+# --- end of podctl host library ---
+POD_UID=0d6f2a4e-1b7c-4c2d-9e3f-5a6b7c8d9e0f
+NAME=app
+IMAGE_DIR=/var/lib/podctl/images/abababababababababababababababababababababababababababababababab/rootfs
+WORKDIR=/data
+ARGV=(sh -c 'echo "$GREETING" > /data/out; sleep 3600')
+ENVV=(PATH=/usr/sbin:/usr/bin:/sbin:/bin 'GREETING=it'"'"'s $(not run) `nor this`; echo x' HOSTNAME=web)
+MOUNT_SRC=(/var/lib/podctl/pods/0d6f2a4e-1b7c-4c2d-9e3f-5a6b7c8d9e0f/volumes/shared /srv/data)
+MOUNT_DST=(/data /host)
+MOUNT_RO=(rw ro)
+# The capabilities Docker and containerd grant a container by default.
+CAPS=-all,+chown,+dac_override,+fowner,+fsetid,+kill,+setgid,+setuid,+setpcap,+net_bind_service,+net_raw,+sys_chroot,+mknod,+audit_write,+setfcap
+P="$PODCTL_STATE/pods/$POD_UID"
+R="$PODCTL_RUN/pods/$POD_UID"
+C="$P/containers/$NAME"
+ROOT="$C/rootfs"
+
+cg_join "$POD_UID/$NAME"
+# Our pid as the host sees it, so the supervisor can signal the main process.
+read -r host_pid _ </proc/self/stat
+echo "$host_pid" >"$C/pid"
+
+if [ ! -d "$IMAGE_DIR" ]; then
+  echo "podctl: image rootfs $IMAGE_DIR is missing on this host" >&2
+  exit 125
+fi
+mount -t overlay overlay -o "lowerdir=$IMAGE_DIR,upperdir=$C/upper,workdir=$C/work" "$ROOT"
+
+d=$(mkpath_in_root "$ROOT" /proc)
+mount -t proc -o nosuid,nodev,noexec proc "$d"
+d=$(mkpath_in_root "$ROOT" /sys)
+mount -t sysfs -o ro,nosuid,nodev,noexec sysfs "$d" 2>/dev/null || mount --rbind -o ro /sys "$d"
+
+dev=$(mkpath_in_root "$ROOT" /dev)
+mount -t tmpfs -o nosuid,mode=755,size=1024k tmpfs "$dev"
+for n in null zero full random urandom tty; do
+  : >"$dev/$n"
+  mount --bind "/dev/$n" "$dev/$n"
+done
+mkdir -p "$dev/shm" "$dev/pts"
+mount --bind "$R/shm" "$dev/shm"
+mount -t devpts -o newinstance,ptmxmode=0666,mode=0620 devpts "$dev/pts" 2>/dev/null || true
+ln -s pts/ptmx "$dev/ptmx"
+ln -s /proc/self/fd "$dev/fd"
+ln -s /proc/self/fd/0 "$dev/stdin"
+ln -s /proc/self/fd/1 "$dev/stdout"
+ln -s /proc/self/fd/2 "$dev/stderr"
+
+for f in hosts hostname resolv.conf; do
+  d=$(mkpath_in_root "$ROOT" "/etc/$f" file)
+  mount --bind "$P/etc/$f" "$d"
+done
+
+for i in "${!MOUNT_DST[@]}"; do
+  src=${MOUNT_SRC[$i]}
+  if [ -d "$src" ]; then
+    d=$(mkpath_in_root "$ROOT" "${MOUNT_DST[$i]}")
+  else
+    d=$(mkpath_in_root "$ROOT" "${MOUNT_DST[$i]}" file)
+  fi
+  mount --rbind "$src" "$d"
+  if [ "${MOUNT_RO[$i]}" = ro ]; then
+    mount -o remount,bind,ro "$d"
+  fi
+done
+
+[ -z "$WORKDIR" ] || mkpath_in_root "$ROOT" "$WORKDIR" >/dev/null
+exec env -i -- "${ENVV[@]}" "$(command -v setpriv)" --bounding-set "$CAPS" -- \
+  "$(command -v unshare)" --root="$ROOT" --wd="${WORKDIR:-/}" -- "${ARGV[@]}"
