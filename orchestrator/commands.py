@@ -24,7 +24,7 @@ from .manifests import load_manifests
 from .model import Manifest, Pod
 from .quantity import format_cpu, format_memory
 from .store import Store
-from .transport import SSHTransport
+from .transport.ssh import SSHTransport
 from .views import POD_HEADERS, POD_WIDE_HEADERS, age, pod_object, pod_row_columns
 
 KINDS = {"pod": "pods", "pods": "pods", "po": "pods", "host": "hosts", "hosts": "hosts",

@@ -27,7 +27,7 @@ from .probe import HostSnapshot, parse_probe
 from .reconcile import DesiredPod, reconcile
 from .runtime import Network, delete_context, pod_context, probe_script
 from .store import PodRow, Store, run_lock
-from .transport import SSHTransport
+from .transport.ssh import SSHTransport
 
 DEFAULT_MAX_PODS = 110
 SYSTEM_RESERVED_MEMORY = 256 * 2**20  # kept for the host itself, like kubelet's reserve

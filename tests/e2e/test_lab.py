@@ -226,6 +226,7 @@ def _make_pod_like_traces(lab) -> None:
 
 
 def test_lab_down_leaves_nothing_also_after_crashes(lab):
+    made = json.loads((lab.home / "lab" / "state.json").read_text())["created"]
     try:
         _make_pod_like_traces(lab)
         traces = _traces(lab)
@@ -246,13 +247,12 @@ def test_lab_down_leaves_nothing_also_after_crashes(lab):
         labmod.lab_up(lab.home, len(lab.hosts))
         _make_pod_like_traces(lab)
         traces = _traces(lab)
-        state_file = lab.home / "lab" / "state.json"
-        created = json.loads(state_file.read_text())["created"]
-        state_file.unlink()
+        (lab.home / "lab" / "state.json").unlink()
         labmod.lab_down(lab.home)
         _assert_clean(lab, traces, state_lost=True)
-        # Without its state the lab cannot know it made /run/netns or /var/lib/podctl:
-        # put the machine back as it was before this session.
-        labmod._remove_created_dirs({"created": created})
     finally:
+        # Without its state the lab cannot know it made /run/netns or /var/lib/podctl:
+        # put the machine back as it was before the session, then the session's lab.
+        labmod.lab_down(lab.home)
+        labmod._remove_created_dirs({"created": made})
         labmod.lab_up(lab.home, len(lab.hosts))
