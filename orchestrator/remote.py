@@ -13,7 +13,8 @@ from .config import Config
 from .model import Host
 from .render import render
 from .transport import remote_command_line, wrap_script
-from .transport.ssh import SSHTransport
+from .errors import TransportError
+from .transport.ssh import ConnectFailed, SSHTransport
 
 
 async def _pump(reader, out) -> None:
@@ -39,7 +40,10 @@ async def _feed_stdin(process) -> None:
 async def stream_script(config: Config, host: Host, script: str, interactive: bool = False) -> int:
     """Run `script` on `host`, copying its output live; returns its exit status."""
     async with SSHTransport(config) as transport:
-        conn = await transport.connection(host)
+        try:
+            conn = await transport._connection(host)
+        except ConnectFailed as exc:
+            raise TransportError(f"{host.name}: {exc}") from exc
         process = await conn.create_process(remote_command_line(host), encoding=None)
         process.stdin.write(wrap_script(script))
         feeder = None

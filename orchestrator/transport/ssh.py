@@ -164,8 +164,10 @@ class SSHTransport(BaseTransport):
     async def _connect(self, host: Host) -> asyncssh.SSHClientConnection:
         known_hosts = await self._known_hosts(host)
         options = self._connect_options(host, known_hosts)
+        # A refused port gets its 3 quick tries; a silent one (each try waits connect_timeout)
+        # gets 2, so a dead host costs about 2 x connect_timeout, once per transport.
         retrying = AsyncRetrying(
-            stop=stop_after_attempt(CONNECT_ATTEMPTS) | stop_after_delay(self.config.connect_timeout),
+            stop=stop_after_attempt(CONNECT_ATTEMPTS) | stop_after_delay(2 * self.config.connect_timeout),
             wait=wait_exponential(multiplier=0.1, max=1),
             retry=retry_if_exception(_transient), reraise=True)
 
