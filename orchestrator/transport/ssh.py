@@ -178,6 +178,9 @@ class SSHTransport(BaseTransport):
             conn = await retrying(connect_once)
         except asyncssh.HostKeyNotVerifiable as exc:
             raise self._host_key_error(host, known_hosts, str(exc)) from None
+        except TimeoutError:
+            raise ConnectFailed(f"cannot connect to {_target(host)}: TimeoutError: no SSH "
+                                f"handshake within {self.config.connect_timeout:g}s") from None
         except (OSError, asyncssh.Error) as exc:
             raise ConnectFailed(f"cannot connect to {_target(host)}: {_describe(exc)}") from None
         self.connects += 1

@@ -271,8 +271,14 @@ run_container() {
     write_cstate "$name" "{\"running\":{\"startedAt\":\"$started\"}}" "$restarts" "$last"
     code=0
     wait "$pid" || code=$?
+    # util-linux 2.38's unshare cannot re-raise SIGKILL: it exits 1 and says so on the
+    # container's stderr. A SIGKILLed main process (OOM killer, grace expiry) is 137.
+    if [ "$code" = 1 ] && tail -c 200 "$C/log" 2>/dev/null | grep -q 'unshare: sigprocmask unblock failed'; then
+      code=137
+    fi
     if [ "$(cg_oom_kills "$POD_UID/$name")" -gt "$oom_before" ]; then
       reason=OOMKilled
+      code=137
     elif [ "$code" = 0 ]; then
       reason=Completed
     else
