@@ -139,17 +139,27 @@ class Controller:
             cidrs[h.name] = store.assign_pod_cidr(h.name, requested=h.pod_cidr)
         return cidrs
 
-    async def run(self, *, dry_run: bool = False, on_host_done=None) -> RunReport:
-        """One reconcile; with dry_run the plan is computed and nothing changes anywhere."""
+    async def run(self, *, dry_run: bool = False, on_host_done=None, transport=None) -> RunReport:
+        """One reconcile; with dry_run the plan is computed and nothing changes anywhere.
+
+        `transport`: an open transport to reuse (warm connections, e.g. a watch loop);
+        by default the run opens its own and closes it at the end.
+        """
         config = self.config
         inventory = require_inventory(config)
         if dry_run:
-            return await self._run(inventory, dry_run=True, on_host_done=on_host_done)
+            return await self._with_transport(inventory, True, on_host_done, transport)
         holder = f"podctl reconcile on {socket.gethostname()} pid {os.getpid()}"
         with run_lock(config.home, holder):
-            return await self._run(inventory, dry_run=False, on_host_done=on_host_done)
+            return await self._with_transport(inventory, False, on_host_done, transport)
 
-    async def _run(self, inventory: Inventory, *, dry_run: bool, on_host_done) -> RunReport:
+    async def _with_transport(self, inventory, dry_run, on_host_done, transport) -> RunReport:
+        if transport is not None:
+            return await self._run(inventory, transport, dry_run=dry_run, on_host_done=on_host_done)
+        async with self.transport_factory(self.config) as t:
+            return await self._run(inventory, t, dry_run=dry_run, on_host_done=on_host_done)
+
+    async def _run(self, inventory: Inventory, transport, *, dry_run: bool, on_host_done) -> RunReport:
         config = self.config
         now = time.time()
         images = self.images()
@@ -157,31 +167,31 @@ class Controller:
             cidrs = self.sync_hosts(store, inventory, now) if not dry_run else {
                 h.name: (store.get_host(h.name).pod_cidr if store.get_host(h.name) else None) or h.pod_cidr
                 for h in inventory.hosts}
-            async with self.transport_factory(config) as transport:
-                snaps = await probe_hosts(transport, list(inventory.hosts), config.probe_timeout)
+            snaps = await probe_hosts(transport, list(inventory.hosts), config.probe_timeout)
+            if not dry_run:
+                for name, snap in snaps.items():
+                    if snap.reachable:
+                        store.record_host_facts(name, dict(snap.facts), now)
+            rows = store.list_pods()
+            pods = [(row, row_pod(row)) for row in rows]
+            placements, notes = self._place(store, inventory, snaps, pods, cidrs, dry_run)
+            rows = store.list_pods() if not dry_run else rows
+            pods = [(row, row_pod(row)) for row in rows]
+            desired, pending = self._desired(pods, images, placements, snaps)
+            plan = reconcile(desired, snaps, notes)
+            report = RunReport(plan, snaps, placements, pending=pending)
+            if dry_run or plan.empty:
                 if not dry_run:
-                    for name, snap in snaps.items():
-                        if snap.reachable:
-                            store.record_host_facts(name, dict(snap.facts), now)
-                rows = store.list_pods()
-                pods = [(row, row_pod(row)) for row in rows]
-                placements, notes = self._place(store, inventory, snaps, pods, cidrs, dry_run)
-                rows = store.list_pods() if not dry_run else rows
-                pods = [(row, row_pod(row)) for row in rows]
-                desired, pending = self._desired(pods, images, placements, snaps)
-                plan = reconcile(desired, snaps, notes)
-                report = RunReport(plan, snaps, placements, pending=pending)
-                if dry_run or plan.empty:
                     self._forget(store, plan, now)
-                    report.executed = not dry_run
-                    return report
-                contexts = self._contexts(plan, pods, images, cidrs)
-                hosts = {h.name: h for h in inventory.hosts}
-                report.hosts = await execute(plan, transport, hosts, contexts, images,
-                                             config.command_timeout, on_host_done)
-                report.executed = True
-                self._record(store, plan, report, pods, now)
+                report.executed = not dry_run
                 return report
+            contexts = self._contexts(plan, pods, images, cidrs)
+            hosts = {h.name: h for h in inventory.hosts}
+            report.hosts = await execute(plan, transport, hosts, contexts, images,
+                                         config.command_timeout, on_host_done)
+            report.executed = True
+            self._record(store, plan, report, pods, now)
+            return report
 
     def _place(self, store: Store, inventory: Inventory, snaps, pods, cidrs, dry_run):
         views = {v.name: v for v in host_views(inventory, snaps, pods)}

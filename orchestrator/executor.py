@@ -71,7 +71,9 @@ async def run_host(transport, host: Host, actions: list[Action], contexts: Mappi
     steps = [{"verb": a.verb, "pod": contexts[a.uid]} for a in actions if a.verb in ("create", "delete")]
     if not steps:
         return report
-    result = await transport.run(host, batch_script(steps), timeout=timeout)
+    # A graceful delete may take the pod's whole grace period: the deadline allows it.
+    grace = max((s["pod"]["grace"] for s in steps if s["verb"] == "delete"), default=0)
+    result = await transport.run(host, batch_script(steps), timeout=timeout + grace)
     report.status = _worse(report.status, result.status)
     report.stdout = result.stdout
     report.outcomes = parse_results(result.stdout)

@@ -36,6 +36,12 @@ but an unknown `podctl_*` variable is an error, to catch typos):
   podctl_host_key_checking  strict (default) | accept-new -> Inventory.host_key_checking
 Every host also gets the label kubernetes.io/hostname=<name>.
 
+Host names must be DNS-1123 subdomains (lowercase letters, digits, '-', '.'), since
+they end up in label values and file names; because the name is also the hostname
+label value it is further limited to 63 characters. `Host.groups` lists every group
+the host is in, directly or through `children`, sorted, without `all`; a host in no
+group is in `ungrouped`, as in Ansible.
+
 Capacity: `Host.capacity` is None when none of cpu/memory/max_pods is set. When only
 some are set, the others stay "unset": cpu_m=0 and memory=0 mean "use what the probe
 reports" (a real host never offers zero, so 0 cannot be a real override, and cpu or
@@ -83,6 +89,8 @@ _MAX_EXPANSION = 10_000  # a host range larger than this is surely a typo
 
 @dataclass(frozen=True)
 class Inventory:
+    """Validated hosts in file order (first appearance), and each host's key-checking mode."""
+
     hosts: tuple[Host, ...]
     source: str
     host_key_checking: dict[str, str] = field(default_factory=dict)  # name -> mode

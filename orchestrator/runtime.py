@@ -182,7 +182,9 @@ def pod_context(pod: Pod, uid: str, images: Mapping[str, ImageConfig], net: Netw
         "containers": containers,
         "volumes": list(volumes.values()),
         "cgroup": _cgroup_values(pod_mem, pod_cpu, pod.spec.requests().cpu_m, pids_max),
-        "wait_ticks": int(WAIT_FOR_RUNNING_S / 0.005),
+        "container_cgroups": [c["cgroup_path"] for c in containers],
+        "container_dirs": [f"{c['dir']}/{sub}" for c in containers for sub in ("upper", "work", "rootfs")],
+        "wait_ticks": int(WAIT_FOR_RUNNING_S / 0.002),
     }
 
 

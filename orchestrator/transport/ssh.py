@@ -148,6 +148,11 @@ class SSHTransport(BaseTransport):
 
     # ------------------------------------------------------------------ connections
 
+    async def connection(self, host: Host) -> asyncssh.SSHClientConnection:
+        """The host's shared connection, for streaming verbs (logs -f, exec) that need
+        their own session. Raises ConnectFailed or HostKeyError. No deadline, no slot."""
+        return await self._connection(host)
+
     async def _connection(self, host: Host) -> asyncssh.SSHClientConnection:
         """The host's cached connection; the first caller starts the connect, others wait on it.
 

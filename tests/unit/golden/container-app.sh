@@ -15,47 +15,51 @@ PODCTL_V1_CONTROLLERS="cpu cpuacct memory pids"
 
 now_utc() { printf '%(%Y-%m-%dT%H:%M:%SZ)T' -1; }
 
-cg_version() {
-  if [ -f /sys/fs/cgroup/cgroup.controllers ]; then echo 2; else echo 1; fi
+# Sleep without starting a process (a read that times out on a pipe nobody writes).
+nap_s() {
+  [ -n "${PODCTL_NAP_FD:-}" ] || exec {PODCTL_NAP_FD}<> <(:)
+  read -r -t "$1" -u "$PODCTL_NAP_FD" _ || true
 }
-CGV=$(cg_version)
+
+# The cgroup hierarchies podctl writes to, found once: the v2 root, or each v1
+# controller's mount (cpu and cpuacct may be one co-mounted hierarchy: then a directory
+# shows up twice, which every caller tolerates; it saves resolving symlinks).
+if [ -f /sys/fs/cgroup/cgroup.controllers ]; then
+  CGV=2
+  CG_ROOTS=(/sys/fs/cgroup/podctl)
+  CG_MAIN=/sys/fs/cgroup/podctl
+else
+  CGV=1
+  CG_ROOTS=()
+  for c in $PODCTL_V1_CONTROLLERS; do
+    [ ! -d "/sys/fs/cgroup/$c" ] || CG_ROOTS+=("/sys/fs/cgroup/$c/podctl")
+  done
+  CG_MAIN=/sys/fs/cgroup/pids/podctl
+fi
 
 # The cgroup directories of a podctl path ("<uid>" or "<uid>/<container>"), one a line.
 cg_dirs() {
-  local rel=$1 c seen=""
-  if [ "$CGV" = 2 ]; then
-    echo "/sys/fs/cgroup/podctl/$rel"
-    return
-  fi
-  for c in $PODCTL_V1_CONTROLLERS; do
-    [ -d "/sys/fs/cgroup/$c" ] || continue
-    local real
-    real=$(readlink -f "/sys/fs/cgroup/$c")
-    case " $seen " in *" $real "*) continue ;; esac
-    seen="$seen $real"
-    echo "$real/podctl/$rel"
-  done
+  local d
+  for d in "${CG_ROOTS[@]}"; do echo "$d/$1"; done
 }
 
 # The one directory whose cgroup.procs lists a cgroup's processes.
-cg_main_dir() {
-  if [ "$CGV" = 2 ]; then echo "/sys/fs/cgroup/podctl/$1"; else echo "$(readlink -f /sys/fs/cgroup/pids)/podctl/$1"; fi
-}
+cg_main_dir() { echo "$CG_MAIN/$1"; }
 
+# cg_create REL...: make cgroups (and, on v2, delegate the controllers down to them).
 cg_create() {
-  local rel=$1 d
+  local rel d dirs=()
+  for rel in "$@"; do
+    for d in "${CG_ROOTS[@]}"; do dirs+=("$d/$rel"); done
+  done
+  mkdir -p "${dirs[@]}"
   if [ "$CGV" = 2 ]; then
-    # v2 only delegates a controller to children that their parent enabled.
-    mkdir -p /sys/fs/cgroup/podctl
     echo "+cpu +memory +pids" >/sys/fs/cgroup/cgroup.subtree_control 2>/dev/null || true
     echo "+cpu +memory +pids" >/sys/fs/cgroup/podctl/cgroup.subtree_control 2>/dev/null || true
+    for rel in "$@"; do
+      [[ $rel == */* ]] || echo "+cpu +memory +pids" >"/sys/fs/cgroup/podctl/$rel/cgroup.subtree_control" 2>/dev/null || true
+    done
   fi
-  while read -r d; do
-    mkdir -p "$d"
-    if [ "$CGV" = 2 ]; then
-      echo "+cpu +memory +pids" >"$d/cgroup.subtree_control" 2>/dev/null || true
-    fi
-  done < <(cg_dirs "$rel")
 }
 
 # cg_limits REL MEMORY_BYTES CPU_QUOTA_US CPU_SHARES PIDS_MAX ("" leaves one unset)
@@ -87,12 +91,11 @@ cg_limits() {
 # Move the calling process into a cgroup ("0" is the writer itself, in any pid namespace).
 cg_join() {
   local d
-  while read -r d; do echo 0 >"$d/cgroup.procs"; done < <(cg_dirs "$1")
+  for d in "${CG_ROOTS[@]}"; do echo 0 >"$d/$1/cgroup.procs"; done
 }
 
 cg_procs() {
-  local d
-  d=$(cg_main_dir "$1")
+  local d="$CG_MAIN/$1"
   [ -d "$d" ] || return 0
   find "$d" -name cgroup.procs -exec cat {} + 2>/dev/null || true
 }
@@ -104,15 +107,14 @@ cg_signal() {
 
 # The OOM kill counter of a cgroup, to tell an OOM kill from any other SIGKILL.
 cg_oom_kills() {
-  local d n
-  d=$(cg_main_dir "$1")
-  if [ "$CGV" = 2 ]; then
-    n=$(sed -n 's/^oom_kill //p' "$d/memory.events" 2>/dev/null)
-  else
-    d="$(readlink -f /sys/fs/cgroup/memory)/podctl/$1"
-    n=$(sed -n 's/^oom_kill //p' "$d/memory.oom_control" 2>/dev/null)
+  local f key value
+  if [ "$CGV" = 2 ]; then f="/sys/fs/cgroup/podctl/$1/memory.events"; else f="/sys/fs/cgroup/memory/podctl/$1/memory.oom_control"; fi
+  if [ -r "$f" ]; then
+    while read -r key value; do
+      [ "$key" != oom_kill ] || { echo "$value"; return; }
+    done <"$f"
   fi
-  echo "${n:-0}"
+  echo 0
 }
 
 # Kill everything in a cgroup tree, then remove its directories bottom-up.
@@ -130,8 +132,9 @@ cg_destroy() {
 }
 
 # Resolve PATH inside ROOT the way the container will see it: symlinks are followed
-# relative to ROOT, never to the host (what runc's securejoin does). Prints the host path.
-securejoin() {
+# relative to ROOT, never to the host (what runc's securejoin does). Sets SJ to the
+# host path (no subshell: this is on the container start path); `securejoin` prints it.
+securejoin_var() {
   local root=$1 rest=$2 cur="" comp target hops=0
   rest=${rest#/}
   while [ -n "$rest" ]; do
@@ -153,26 +156,37 @@ securejoin() {
     fi
     cur="$cur/$comp"
   done
-  printf '%s\n' "$root$cur"
+  SJ="$root$cur"
 }
 
+securejoin() { securejoin_var "$@" && printf '%s\n' "$SJ"; }
+
 # A directory (or, with "file", an empty file) at PATH inside ROOT, created if missing.
-mkpath_in_root() {
-  local root=$1 path=$2 kind=${3:-dir} host
-  host=$(securejoin "$root" "$path")
+# Sets MP to its host path; `mkpath_in_root` prints it.
+mkpath_var() {
+  local root=$1 path=$2 kind=${3:-dir}
+  securejoin_var "$root" "$path" || return 1
+  MP=$SJ
   if [ "$kind" = file ]; then
-    mkdir -p "$(dirname "$host")"
-    [ -e "$host" ] || : >"$host"
+    [ -d "${MP%/*}" ] || mkdir -p "${MP%/*}"
+    [ -e "$MP" ] || : >"$MP"
   else
-    mkdir -p "$host"
+    [ -d "$MP" ] || mkdir -p "$MP"
   fi
-  printf '%s\n' "$host"
 }
+
+mkpath_in_root() { mkpath_var "$@" && printf '%s\n' "$MP"; }
 
 # Atomic write: content on stdin lands in FILE all at once (readers never see half).
 atomic_write() {
-  local f=$1
-  cat >"$f.tmp.$$" && mv -f "$f.tmp.$$" "$f"
+  local f=$1 tmp="$1.tmp.$BASHPID"
+  cat >"$tmp" && mv -f "$tmp" "$f"
+}
+
+# write_atomic FILE TEXT: the same, with the text as an argument (no cat).
+write_atomic() {
+  local tmp="$1.tmp.$BASHPID"
+  printf '%s\n' "$2" >"$tmp" && mv -f "$tmp" "$1"
 }
 
 # Is the pod's supervisor alive? A pid file alone could name a reused pid.
@@ -197,6 +211,11 @@ umount_below() {
 # cgroups, directories. Safe to run on a pod that is half made or already gone.
 pod_teardown() {
   local uid=$1 veth=$2
+  # Nothing of this pod here (the common case on create): nothing to do.
+  if [ ! -e "$PODCTL_RUN/pods/$uid" ] && [ ! -e "$PODCTL_STATE/pods/$uid" ] && [ ! -d "$CG_MAIN/$uid" ] \
+     && [ ! -e "/sys/class/net/$veth" ]; then
+    return 0
+  fi
   cg_signal "$uid" KILL
   cg_destroy "$uid"
   ip link del "$veth" 2>/dev/null || true
@@ -221,6 +240,10 @@ R="$PODCTL_RUN/pods/$POD_UID"
 C="$P/containers/$NAME"
 ROOT="$C/rootfs"
 
+RESTARTS=$1
+LAST_STATE=$2
+[[ $RESTARTS =~ ^[0-9]+$ ]] || { echo "podctl: bad restart count" >&2; exit 125; }
+
 cg_join "$POD_UID/$NAME"
 # Our pid as the host sees it, so the supervisor can signal the main process.
 read -r host_pid _ </proc/self/stat
@@ -232,44 +255,37 @@ if [ ! -d "$IMAGE_DIR" ]; then
 fi
 mount -t overlay overlay -o "lowerdir=$IMAGE_DIR,upperdir=$C/upper,workdir=$C/work" "$ROOT"
 
-d=$(mkpath_in_root "$ROOT" /proc)
-mount -t proc -o nosuid,nodev,noexec proc "$d"
-d=$(mkpath_in_root "$ROOT" /sys)
-mount -t sysfs -o ro,nosuid,nodev,noexec sysfs "$d" 2>/dev/null || mount --rbind -o ro /sys "$d"
-
-dev=$(mkpath_in_root "$ROOT" /dev)
-mount -t tmpfs -o nosuid,mode=755,size=1024k tmpfs "$dev"
-for n in null zero full random urandom tty; do
-  : >"$dev/$n"
-  mount --bind "/dev/$n" "$dev/$n"
-done
-mkdir -p "$dev/shm" "$dev/pts"
-mount --bind "$R/shm" "$dev/shm"
-mount -t devpts -o newinstance,ptmxmode=0666,mode=0620 devpts "$dev/pts" 2>/dev/null || true
-ln -s pts/ptmx "$dev/ptmx"
-ln -s /proc/self/fd "$dev/fd"
-ln -s /proc/self/fd/0 "$dev/stdin"
-ln -s /proc/self/fd/1 "$dev/stdout"
-ln -s /proc/self/fd/2 "$dev/stderr"
+mkpath_var "$ROOT" /proc
+mount -t proc -o nosuid,nodev,noexec proc "$MP"
+mkpath_var "$ROOT" /sys
+mount -t sysfs -o ro,nosuid,nodev,noexec sysfs "$MP" 2>/dev/null || mount --rbind -o ro /sys "$MP"
+# The pod's /dev (device nodes, /dev/shm, /dev/pts), made once per pod by the create script.
+mkpath_var "$ROOT" /dev
+mount --rbind "$R/dev" "$MP"
 
 for f in hosts hostname resolv.conf; do
-  d=$(mkpath_in_root "$ROOT" "/etc/$f" file)
-  mount --bind "$P/etc/$f" "$d"
+  mkpath_var "$ROOT" "/etc/$f" file
+  mount --bind "$P/etc/$f" "$MP"
 done
 
 for i in "${!MOUNT_DST[@]}"; do
   src=${MOUNT_SRC[$i]}
   if [ -d "$src" ]; then
-    d=$(mkpath_in_root "$ROOT" "${MOUNT_DST[$i]}")
+    mkpath_var "$ROOT" "${MOUNT_DST[$i]}"
   else
-    d=$(mkpath_in_root "$ROOT" "${MOUNT_DST[$i]}" file)
+    mkpath_var "$ROOT" "${MOUNT_DST[$i]}" file
   fi
-  mount --rbind "$src" "$d"
+  mount --rbind "$src" "$MP"
   if [ "${MOUNT_RO[$i]}" = ro ]; then
-    mount -o remount,bind,ro "$d"
+    mount -o remount,bind,ro "$MP"
   fi
 done
 
-[ -z "$WORKDIR" ] || mkpath_in_root "$ROOT" "$WORKDIR" >/dev/null
+[ -z "$WORKDIR" ] || mkpath_var "$ROOT" "$WORKDIR"
+printf -v STARTED '%(%Y-%m-%dT%H:%M:%SZ)T' -1
+echo "$STARTED" >"$C/started"
+printf -v STATE '{"name":"%s","restartCount":%d,"state":{"running":{"startedAt":"%s"}},"lastState":%s}' \
+  "$NAME" "$RESTARTS" "$STARTED" "$LAST_STATE"
+write_atomic "$C/state.json" "$STATE"
 exec env -i -- "${ENVV[@]}" "$(command -v setpriv)" --bounding-set "$CAPS" -- \
   "$(command -v unshare)" --root="$ROOT" --wd="${WORKDIR:-/}" -- "${ARGV[@]}"

@@ -14,47 +14,51 @@ PODCTL_V1_CONTROLLERS="cpu cpuacct memory pids"
 
 now_utc() { printf '%(%Y-%m-%dT%H:%M:%SZ)T' -1; }
 
-cg_version() {
-  if [ -f /sys/fs/cgroup/cgroup.controllers ]; then echo 2; else echo 1; fi
+# Sleep without starting a process (a read that times out on a pipe nobody writes).
+nap_s() {
+  [ -n "${PODCTL_NAP_FD:-}" ] || exec {PODCTL_NAP_FD}<> <(:)
+  read -r -t "$1" -u "$PODCTL_NAP_FD" _ || true
 }
-CGV=$(cg_version)
+
+# The cgroup hierarchies podctl writes to, found once: the v2 root, or each v1
+# controller's mount (cpu and cpuacct may be one co-mounted hierarchy: then a directory
+# shows up twice, which every caller tolerates; it saves resolving symlinks).
+if [ -f /sys/fs/cgroup/cgroup.controllers ]; then
+  CGV=2
+  CG_ROOTS=(/sys/fs/cgroup/podctl)
+  CG_MAIN=/sys/fs/cgroup/podctl
+else
+  CGV=1
+  CG_ROOTS=()
+  for c in $PODCTL_V1_CONTROLLERS; do
+    [ ! -d "/sys/fs/cgroup/$c" ] || CG_ROOTS+=("/sys/fs/cgroup/$c/podctl")
+  done
+  CG_MAIN=/sys/fs/cgroup/pids/podctl
+fi
 
 # The cgroup directories of a podctl path ("<uid>" or "<uid>/<container>"), one a line.
 cg_dirs() {
-  local rel=$1 c seen=""
-  if [ "$CGV" = 2 ]; then
-    echo "/sys/fs/cgroup/podctl/$rel"
-    return
-  fi
-  for c in $PODCTL_V1_CONTROLLERS; do
-    [ -d "/sys/fs/cgroup/$c" ] || continue
-    local real
-    real=$(readlink -f "/sys/fs/cgroup/$c")
-    case " $seen " in *" $real "*) continue ;; esac
-    seen="$seen $real"
-    echo "$real/podctl/$rel"
-  done
+  local d
+  for d in "${CG_ROOTS[@]}"; do echo "$d/$1"; done
 }
 
 # The one directory whose cgroup.procs lists a cgroup's processes.
-cg_main_dir() {
-  if [ "$CGV" = 2 ]; then echo "/sys/fs/cgroup/podctl/$1"; else echo "$(readlink -f /sys/fs/cgroup/pids)/podctl/$1"; fi
-}
+cg_main_dir() { echo "$CG_MAIN/$1"; }
 
+# cg_create REL...: make cgroups (and, on v2, delegate the controllers down to them).
 cg_create() {
-  local rel=$1 d
+  local rel d dirs=()
+  for rel in "$@"; do
+    for d in "${CG_ROOTS[@]}"; do dirs+=("$d/$rel"); done
+  done
+  mkdir -p "${dirs[@]}"
   if [ "$CGV" = 2 ]; then
-    # v2 only delegates a controller to children that their parent enabled.
-    mkdir -p /sys/fs/cgroup/podctl
     echo "+cpu +memory +pids" >/sys/fs/cgroup/cgroup.subtree_control 2>/dev/null || true
     echo "+cpu +memory +pids" >/sys/fs/cgroup/podctl/cgroup.subtree_control 2>/dev/null || true
+    for rel in "$@"; do
+      [[ $rel == */* ]] || echo "+cpu +memory +pids" >"/sys/fs/cgroup/podctl/$rel/cgroup.subtree_control" 2>/dev/null || true
+    done
   fi
-  while read -r d; do
-    mkdir -p "$d"
-    if [ "$CGV" = 2 ]; then
-      echo "+cpu +memory +pids" >"$d/cgroup.subtree_control" 2>/dev/null || true
-    fi
-  done < <(cg_dirs "$rel")
 }
 
 # cg_limits REL MEMORY_BYTES CPU_QUOTA_US CPU_SHARES PIDS_MAX ("" leaves one unset)
@@ -86,12 +90,11 @@ cg_limits() {
 # Move the calling process into a cgroup ("0" is the writer itself, in any pid namespace).
 cg_join() {
   local d
-  while read -r d; do echo 0 >"$d/cgroup.procs"; done < <(cg_dirs "$1")
+  for d in "${CG_ROOTS[@]}"; do echo 0 >"$d/$1/cgroup.procs"; done
 }
 
 cg_procs() {
-  local d
-  d=$(cg_main_dir "$1")
+  local d="$CG_MAIN/$1"
   [ -d "$d" ] || return 0
   find "$d" -name cgroup.procs -exec cat {} + 2>/dev/null || true
 }
@@ -103,15 +106,14 @@ cg_signal() {
 
 # The OOM kill counter of a cgroup, to tell an OOM kill from any other SIGKILL.
 cg_oom_kills() {
-  local d n
-  d=$(cg_main_dir "$1")
-  if [ "$CGV" = 2 ]; then
-    n=$(sed -n 's/^oom_kill //p' "$d/memory.events" 2>/dev/null)
-  else
-    d="$(readlink -f /sys/fs/cgroup/memory)/podctl/$1"
-    n=$(sed -n 's/^oom_kill //p' "$d/memory.oom_control" 2>/dev/null)
+  local f key value
+  if [ "$CGV" = 2 ]; then f="/sys/fs/cgroup/podctl/$1/memory.events"; else f="/sys/fs/cgroup/memory/podctl/$1/memory.oom_control"; fi
+  if [ -r "$f" ]; then
+    while read -r key value; do
+      [ "$key" != oom_kill ] || { echo "$value"; return; }
+    done <"$f"
   fi
-  echo "${n:-0}"
+  echo 0
 }
 
 # Kill everything in a cgroup tree, then remove its directories bottom-up.
@@ -129,8 +131,9 @@ cg_destroy() {
 }
 
 # Resolve PATH inside ROOT the way the container will see it: symlinks are followed
-# relative to ROOT, never to the host (what runc's securejoin does). Prints the host path.
-securejoin() {
+# relative to ROOT, never to the host (what runc's securejoin does). Sets SJ to the
+# host path (no subshell: this is on the container start path); `securejoin` prints it.
+securejoin_var() {
   local root=$1 rest=$2 cur="" comp target hops=0
   rest=${rest#/}
   while [ -n "$rest" ]; do
@@ -152,26 +155,37 @@ securejoin() {
     fi
     cur="$cur/$comp"
   done
-  printf '%s\n' "$root$cur"
+  SJ="$root$cur"
 }
 
+securejoin() { securejoin_var "$@" && printf '%s\n' "$SJ"; }
+
 # A directory (or, with "file", an empty file) at PATH inside ROOT, created if missing.
-mkpath_in_root() {
-  local root=$1 path=$2 kind=${3:-dir} host
-  host=$(securejoin "$root" "$path")
+# Sets MP to its host path; `mkpath_in_root` prints it.
+mkpath_var() {
+  local root=$1 path=$2 kind=${3:-dir}
+  securejoin_var "$root" "$path" || return 1
+  MP=$SJ
   if [ "$kind" = file ]; then
-    mkdir -p "$(dirname "$host")"
-    [ -e "$host" ] || : >"$host"
+    [ -d "${MP%/*}" ] || mkdir -p "${MP%/*}"
+    [ -e "$MP" ] || : >"$MP"
   else
-    mkdir -p "$host"
+    [ -d "$MP" ] || mkdir -p "$MP"
   fi
-  printf '%s\n' "$host"
 }
+
+mkpath_in_root() { mkpath_var "$@" && printf '%s\n' "$MP"; }
 
 # Atomic write: content on stdin lands in FILE all at once (readers never see half).
 atomic_write() {
-  local f=$1
-  cat >"$f.tmp.$$" && mv -f "$f.tmp.$$" "$f"
+  local f=$1 tmp="$1.tmp.$BASHPID"
+  cat >"$tmp" && mv -f "$tmp" "$f"
+}
+
+# write_atomic FILE TEXT: the same, with the text as an argument (no cat).
+write_atomic() {
+  local tmp="$1.tmp.$BASHPID"
+  printf '%s\n' "$2" >"$tmp" && mv -f "$tmp" "$1"
 }
 
 # Is the pod's supervisor alive? A pid file alone could name a reused pid.
@@ -196,6 +210,11 @@ umount_below() {
 # cgroups, directories. Safe to run on a pod that is half made or already gone.
 pod_teardown() {
   local uid=$1 veth=$2
+  # Nothing of this pod here (the common case on create): nothing to do.
+  if [ ! -e "$PODCTL_RUN/pods/$uid" ] && [ ! -e "$PODCTL_STATE/pods/$uid" ] && [ ! -d "$CG_MAIN/$uid" ] \
+     && [ ! -e "/sys/class/net/$veth" ]; then
+    return 0
+  fi
   cg_signal "$uid" KILL
   cg_destroy "$uid"
   ip link del "$veth" 2>/dev/null || true
@@ -217,31 +236,13 @@ BACKOFF_RESET=600
 
 echo $$ >"$R/supervisor.pid"
 
-# One container's status entry, shaped like Kubernetes' containerStatuses[] item.
+# One container's status entry, shaped like Kubernetes' containerStatuses[] item, in
+# containers/<name>/state.json (replaced atomically; the probe reads them all).
 # Every value is produced here (names were validated as DNS labels), so printf is safe.
 write_cstate() {
   local name=$1 state=$2 restarts=$3 last=$4
-  printf '{"name":"%s","restartCount":%d,"state":%s,"lastState":%s}\n' \
-    "$name" "$restarts" "$state" "$last" | atomic_write "$P/containers/$name/state.json"
-  write_status
-}
-
-# status.json = every container's state, rebuilt under a lock, replaced atomically.
-write_status() {
-  (
-    flock 9
-    local first=1 c
-    {
-      printf '{"uid":"%s","supervisorPid":%d,"updatedAt":"%s","containers":[' "$POD_UID" "$$" "$(now_utc)"
-      for c in "${CONTAINERS[@]}"; do
-        [ -f "$P/containers/$c/state.json" ] || continue
-        [ $first = 1 ] || printf ','
-        first=0
-        tr -d '\n' <"$P/containers/$c/state.json"
-      done
-      printf ']}\n'
-    } | atomic_write "$P/status.json"
-  ) 9>"$P/.status.lock"
+  write_atomic "$P/containers/$name/state.json" \
+    "$(printf '{"name":"%s","restartCount":%d,"state":%s,"lastState":%s}' "$name" "$restarts" "$state" "$last")"
 }
 
 stopping() { [ -e "$R/stopping" ]; }
@@ -249,26 +250,26 @@ stopping() { [ -e "$R/stopping" ]; }
 # Sleep up to N seconds, waking early when the pod is being stopped.
 nap() {
   local end=$((SECONDS + $1))
-  while [ $SECONDS -lt "$end" ] && ! stopping; do sleep 0.2; done
+  while [ $SECONDS -lt "$end" ] && ! stopping; do nap_s 0.2; done
 }
 
 run_container() {
   local name=$1 C="$P/containers/$1"
   local restarts=0 backoff=0 last='{}' started started_s code reason oom_before pid
-  write_cstate "$name" '{"waiting":{"reason":"ContainerCreating"}}' 0 '{}'
   while ! stopping; do
-    # A restarted container gets a fresh writable layer, as in Kubernetes.
-    rm -rf "$C/upper" "$C/work"
-    mkdir -p "$C/upper" "$C/work" "$C/rootfs"
-    [ ! -f "$C/log" ] || mv -f "$C/log" "$C/log.previous"
+    if [ "$restarts" -gt 0 ]; then
+      # A restarted container gets a fresh writable layer, as in Kubernetes.
+      rm -rf "$C/upper" "$C/work"
+      mkdir -p "$C/upper" "$C/work"
+      mv -f "$C/log" "$C/log.previous"
+    fi
     oom_before=$(cg_oom_kills "$POD_UID/$name")
-    started=$(now_utc)
     started_s=$SECONDS
+    # start.sh records the running state itself, right before it execs the command.
     nsenter --net="$R/ns/net" --ipc="$R/ns/ipc" --uts="$R/ns/uts" -- \
       unshare --mount --pid --fork --propagation private -- \
-      /bin/bash "$P/containers/$name/start.sh" </dev/null >"$C/log" 2>&1 &
+      /bin/bash "$C/start.sh" "$restarts" "$last" </dev/null >"$C/log" 2>&1 &
     pid=$!
-    write_cstate "$name" "{\"running\":{\"startedAt\":\"$started\"}}" "$restarts" "$last"
     code=0
     wait "$pid" || code=$?
     # util-linux 2.38's unshare cannot re-raise SIGKILL: it exits 1 and says so on the
@@ -284,6 +285,8 @@ run_container() {
     else
       reason=Error
     fi
+    started=""
+    read -r started <"$C/started" 2>/dev/null || started=$(now_utc)
     last="{\"terminated\":{\"exitCode\":$code,\"reason\":\"$reason\",\"startedAt\":\"$started\",\"finishedAt\":\"$(now_utc)\"}}"
     if stopping || [ "$RESTART_POLICY" = Never ] || { [ "$RESTART_POLICY" = OnFailure ] && [ "$code" = 0 ]; }; then
       write_cstate "$name" "$last" "$restarts" '{}'
@@ -317,7 +320,7 @@ on_term() {
       [ -z "$(cg_procs "$POD_UID/$c")" ] || alive=1
     done
     [ $alive = 1 ] || break
-    sleep 0.1
+    nap_s 0.1
   done
   for c in "${CONTAINERS[@]}"; do cg_signal "$POD_UID/$c" KILL; done
 }
@@ -328,6 +331,5 @@ for c in "${CONTAINERS[@]}"; do
 done
 # `wait` returns early when a trapped signal arrives; keep waiting for the runners.
 while [ -n "$(jobs -pr)" ]; do wait || true; done
-write_status
 : >"$P/finished"
 rm -f "$R/supervisor.pid"
