@@ -162,7 +162,7 @@ def pod_context(pod: Pod, uid: str, images: Mapping[str, ImageConfig], net: Netw
     # A pod-level limit exists only when every container has one (as in Kubernetes).
     pod_mem = sum(x.memory for x in limits) if all(x.memory for x in limits) else None
     pod_cpu = sum(x.cpu_m for x in limits) if all(x.cpu_m for x in limits) else None
-    veth, peer = veth_names(uid)
+    veth, _ = veth_names(uid)
     meta = {"uid": uid, "name": pod.name, "namespace": pod.namespace,
             "containers": [c.name for c in pod.spec.containers],
             "images": {c.name: images[c.image].digest for c in pod.spec.containers}}
@@ -173,7 +173,6 @@ def pod_context(pod: Pod, uid: str, images: Mapping[str, ImageConfig], net: Netw
         "prefix": net.prefix,
         "gateway": net.gateway,
         "veth": veth,
-        "peer": peer,
         "image_dirs": sorted({image_dir(images[c.image].digest) for c in pod.spec.containers}),
         "pod_json": json.dumps(meta, separators=(",", ":"), sort_keys=True),
         "hosts_file": f"127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"

@@ -224,8 +224,21 @@ def test_a_failing_payload_source_aborts_the_session_as_unknown(sshd, config, tm
 
 
 def test_wrap_script_shape():
-    assert wrap_script("echo hi") == b"{ export LC_ALL=C; echo hi\n} ; exit $?\n"
-    assert wrap_script("") == b"{ export LC_ALL=C; } ; exit $?\n"
+    block = b"{ export LC_ALL=C; echo hi\n}\n"
+    assert wrap_script("echo hi") == b". <(head -c %d) ; exit $?\n" % len(block) + block
+    empty = b"{ export LC_ALL=C; }\n"
+    assert wrap_script("") == b". <(head -c %d) ; exit $?\n" % len(empty) + empty
+
+
+def test_wrapped_script_leaves_the_payload_on_stdin():
+    import subprocess
+
+    data = wrap_script("read -r first; echo \"got $first\"; exit 7") + b"payload-line\nmore\n"
+    r = subprocess.run(["bash", "-s"], input=data, capture_output=True)
+    assert r.stdout == b"got payload-line\n" and r.returncode == 7
+    # A syntax error anywhere runs nothing, not even the lines before it.
+    r = subprocess.run(["bash", "-s"], input=wrap_script("echo ran\nif then"), capture_output=True)
+    assert r.stdout == b"" and r.returncode != 0
 
 
 # ------------------------------------------------------------------ host keys

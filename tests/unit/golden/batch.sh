@@ -252,7 +252,6 @@ POD_IP=10.244.1.7
 POD_PREFIX=24
 POD_GW=10.244.1.1
 VETH=pv0d6f2a4e1b7c
-PEER=pc0d6f2a4e1b7c
 IMAGE_DIRS=(/var/lib/podctl/images/abababababababababababababababababababababababababababababababab)
 P="$PODCTL_STATE/pods/$POD_UID"
 R="$PODCTL_RUN/pods/$POD_UID"
@@ -1227,10 +1226,11 @@ ln -s /proc/self/fd/2 "$R/dev/stderr"
 if [ ! -e "/sys/class/net/$PODCTL_BRIDGE" ]; then
   ip link add "$PODCTL_BRIDGE" type bridge 2>/dev/null || [ -e "/sys/class/net/$PODCTL_BRIDGE" ]
 fi
+# The pod's end is born inside the pod's namespace as eth0 (no move, no rename).
 printf '%s\n' "addr replace $POD_GW/$POD_PREFIX dev $PODCTL_BRIDGE" "link set $PODCTL_BRIDGE up" \
-  "link add $VETH type veth peer name $PEER" "link set $PEER netns $R/ns/net" \
+  "link add $VETH type veth peer name eth0 netns $R/ns/net" \
   "link set $VETH master $PODCTL_BRIDGE up" | ip -batch -
-printf '%s\n' "link set lo up" "link set $PEER name eth0" "addr add $POD_IP/$POD_PREFIX dev eth0" \
+printf '%s\n' "link set lo up" "addr add $POD_IP/$POD_PREFIX dev eth0" \
   "link set eth0 up" "route add default via $POD_GW" | nsenter --net="$R/ns/net" -- ip -batch -
 
 # cgroups: one for the pod, a child per container (limits as the manifest says).

@@ -220,24 +220,48 @@ pod_teardown() {
 }
 # --- end of podctl host library ---
 report() { local IFS=' '; printf '@@podctl %s\n' "$*"; }
+# Facts from /proc with builtins only: the probe runs every reconcile on every host.
+cpus=0
+online=""
+read -r online </sys/devices/system/cpu/online 2>/dev/null || true
+IFS=, read -r -a ranges <<<"$online"
+for r in "${ranges[@]}"; do
+  if [[ $r == *-* ]]; then cpus=$((cpus + ${r#*-} - ${r%-*} + 1)); else cpus=$((cpus + 1)); fi
+done
+mem_total=0
+mem_available=0
+while read -r key value _; do
+  case "$key" in
+    MemTotal:) mem_total=$value ;;
+    MemAvailable:) mem_available=$value; break ;;
+  esac
+done </proc/meminfo
+boot_id=unknown
+read -r boot_id </proc/sys/kernel/random/boot_id 2>/dev/null || true
+kernel=""
+read -r kernel </proc/sys/kernel/osrelease || true
 report fact cgroup "$CGV"
-report fact cpus "$(nproc 2>/dev/null || getconf _NPROCESSORS_ONLN)"
-report fact mem_total_kb "$(sed -n 's/^MemTotal: *\([0-9]*\).*/\1/p' /proc/meminfo)"
-report fact mem_available_kb "$(sed -n 's/^MemAvailable: *\([0-9]*\).*/\1/p' /proc/meminfo)"
-report fact boot_id "$(cat /proc/sys/kernel/random/boot_id 2>/dev/null || echo unknown)"
-report fact kernel "$(uname -r | tr -cd '[:alnum:]._+-')"
-report fact arch "$(uname -m | tr -cd '[:alnum:]_-')"
+report fact cpus "$cpus"
+report fact mem_total_kb "$mem_total"
+report fact mem_available_kb "$mem_available"
+report fact boot_id "$boot_id"
+report fact kernel "${kernel//[^[:alnum:]._+-]/}"
+report fact arch "$HOSTTYPE"
 for d in "$PODCTL_STATE"/images/*/rootfs; do
   [ -d "$d" ] || continue
   d=${d%/rootfs}
   report image "${d##*/}"
 done
-uids=$( {
-  ls -1 "$PODCTL_STATE/pods" 2>/dev/null
-  ls -1 "$PODCTL_RUN/pods" 2>/dev/null
-  ls -1 "$(cg_main_dir "")" 2>/dev/null
-} | grep -E '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' | sort -u)
-for uid in $uids; do
+# Pods are found by uid wherever podctl leaves a trace: state, runtime dir, cgroup.
+shopt -s nullglob
+declare -A seen=()
+for d in "$PODCTL_STATE"/pods/*/ "$PODCTL_RUN"/pods/*/ "$CG_MAIN"/*/; do
+  d=${d%/}
+  d=${d##*/}
+  [[ $d =~ ^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$ ]] && seen[$d]=1
+done
+uids=("${!seen[@]}")
+for uid in "${uids[@]}"; do
   P="$PODCTL_STATE/pods/$uid"
   if supervisor_pid "$uid" >/dev/null; then state=alive
   elif [ -e "$P/finished" ]; then state=finished

@@ -1,0 +1,865 @@
+"""Injection fuzzing: every value of a manifest reaches a host script only as quoted data.
+
+Hypothesis builds pod manifests whose names, commands, args, env names and values,
+workingDir, mountPaths, hostPaths, labels, annotations and image names are made of
+hostile fragments (quotes, `$()`, backticks, `;`, `|`, newlines, NUL, `${IFS}`,
+unicode...) that each try to create a CANARY file. Every example goes through
+validation (as a dict, or as YAML/JSON text through parse_documents):
+
+* an invalid example must be refused with a ManifestError naming exactly the field
+  paths an independent statement of the rules (`expected_error_paths`) says are bad;
+* a valid one is rendered (the batch create script and each container's start script)
+  and RUN for real by bash in a `Sandbox`: a private mount namespace where podctl's
+  state directories, /srv (hostPath targets) and the cgroup tree are fresh tmpfs, the
+  rest of the machine is read-only, and every binary that would change the machine or
+  run user code (mount, umount, ip, unshare, nsenter, setsid, setpriv, env, tee,
+  chroot, kill) is replaced by a stub that only records its argv.
+
+Then: no canary exists (nothing outside the declared commands ran), `env` received the
+declared environment and argv byte for byte, every mount target lies inside the
+container's rootfs (volumes exactly where securejoin puts the mountPath), the scripts
+podctl wrote on the "host" are byte-identical to the rendered ones, privileged commands
+of the create script never see a manifest value, and a failure is an ordinary error.
+
+Running thousands of examples through bash takes a while, so examples are generated
+first (validation is checked inside hypothesis, with shrinking), and the valid ones run
+in a few sandbox processes in parallel, many examples per process; a failure prints
+the whole offending manifest. PODCTL_INJECTION_EXAMPLES sets the number of examples.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import posixpath
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import pytest
+import yaml
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
+
+from orchestrator.errors import ImageError, ManifestError, PodctlError
+from orchestrator.images import merge_env, resolve_argv
+from orchestrator.manifests import ManifestErrors, parse_documents, validate_pod
+from orchestrator.model import EnvVar, ImageConfig, Pod
+from orchestrator.probe import parse_results
+from orchestrator.render import RenderError, q, render
+from orchestrator.runtime import Network, batch_script, pod_context, pod_dir, run_dir
+
+pytestmark = pytest.mark.e2e
+
+# The binaries a podctl script may run that change the machine or run user code.
+STUBBED = ("ip", "unshare", "nsenter", "setsid", "setpriv", "env", "tee", "chroot", "kill",
+           "umount", "mount")  # mount last: the sandbox needs the real one until then
+SCRIPT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"  # lib.sh.j2's
+
+
+def _skip_reason() -> str | None:
+    if os.geteuid() != 0:
+        return "the injection sandbox needs root (private mount namespaces)"
+    missing = [b for b in ("unshare", "bash", "dash", *STUBBED)
+               if b != "kill" and shutil.which(b, path=SCRIPT_PATH) is None]
+    return f"the injection sandbox needs {', '.join(missing)}" if missing else None
+
+
+if _skip_reason():
+    pytest.skip(_skip_reason(), allow_module_level=True)
+
+EXAMPLES = int(os.environ.get("PODCTL_INJECTION_EXAMPLES", "2000"))
+NET = Network("10.244.1.7", "10.244.1.0/24")
+DIGEST = "c0" * 32
+# The capabilities container.sh.j2 grants (Docker's defaults); a manifest cannot change them.
+CAPS = ("-all,+chown,+dac_override,+fowner,+fsetid,+kill,+setgid,+setuid,+setpcap,"
+        "+net_bind_service,+net_raw,+sys_chroot,+mknod,+audit_write,+setfcap")
+FORGED_UID = "ffffffff-ffff-ffff-ffff-ffffffffffff"  # a hostile value may try to report for it
+# What a privileged command of the create script may receive: never a manifest string.
+CLEAN_ARG = re.compile(r"[A-Za-z0-9/=._,:+@-]*")
+# Symlinks container.sh.j2 makes in the rootfs before it mounts volumes (securejoin follows them).
+DEV_LINKS = {"dev/ptmx": "pts/ptmx", "dev/fd": "/proc/self/fd", "dev/stdin": "/proc/self/fd/0",
+             "dev/stdout": "/proc/self/fd/1", "dev/stderr": "/proc/self/fd/2"}
+
+
+# ---------------------------------------------------------------- the sandbox
+
+STUB = r"""#!/bin/sh
+# podctl injection test stub: records its argv (NUL-separated, count first), changes nothing.
+printf '%s\0' "${0##*/}" "$#" "$@" >>"${PODCTL_STUB_LOG:-/dev/null}"
+case ${0##*/} in nsenter|tee) cat >/dev/null ;; esac
+exit 0
+"""
+
+# Setup, then every case directory given: fresh state, create.sh, each start script.
+RUNNER = r"""
+set -u
+WORK=$1 CANARY=$2; shift 2
+fail() { echo "sandbox setup: $*" >&2; exit 99; }
+fresh_tmpfs() {  # a private tmpfs at $1 (on its nearest existing ancestor: nothing is created on the host)
+  local p=$1
+  while [ ! -d "$p" ]; do p=${p%/*}; done
+  [ -n "$p" ] || fail "no existing ancestor for $1"
+  mount -t tmpfs -o mode=0755 podctl-injection "$p" || fail "tmpfs on $p"
+  mkdir -p "$1"
+}
+mount --make-rprivate / || fail "make-rprivate"
+mount --bind "$WORK" "$WORK" || fail "bind $WORK"
+for t in /var/lib/podctl /run/podctl /srv /sys/fs/cgroup "$CANARY"; do fresh_tmpfs "$t"; done
+for c in cpu cpuacct memory pids; do mkdir -p "/sys/fs/cgroup/$c"; : >"/sys/fs/cgroup/$c/cgroup.procs"; done
+for b in STUBBED; do
+  p=$(PATH=SCRIPT_PATH type -P "$b") || fail "$b not found"
+  [ "$b" = mount ] || mount --bind "$WORK/stub" "$(readlink -f "$p")" || fail "stub over $p"
+done
+for m in / /sys /proc; do mount -o remount,bind,ro "$m" || fail "read-only $m"; done
+mount --bind "$WORK/stub" "$(readlink -f "$p")" || fail "stub over $p"  # $p is mount's path
+
+canary() {  # record and remove anything that appeared in the canary directory (also the cwd)
+  find "$CANARY" -mindepth 1 -print0 >"$1"
+  find "$CANARY" -mindepth 1 -delete
+}
+for dir in "$@"; do
+  find /var/lib/podctl /run/podctl /srv "$CANARY" -mindepth 1 -delete
+  rm -rf /sys/fs/cgroup/{cpu,cpuacct,memory,pids}/podctl
+  uid=$(<"$dir/uid")
+  P=/var/lib/podctl/pods/$uid
+  while read -r digest; do mkdir -p "/var/lib/podctl/images/$digest/rootfs"; done <"$dir/digests"
+  while IFS= read -r -d '' kind && IFS= read -r -d '' path; do
+    case $kind in
+      Directory) mkdir -p -- "$path" ;;
+      File) mkdir -p -- "${path%/*}" && : >"$path" ;;
+    esac
+  done <"$dir/prepare" 2>/dev/null
+  cd "$CANARY" || fail "cd $CANARY"
+  PODCTL_STUB_LOG=$dir/create.log bash "$dir/create.sh" </dev/null >"$dir/create.out" 2>"$dir/create.err"
+  echo $? >"$dir/create.rc"
+  canary "$dir/canary.create"
+  mkdir -p "$dir/host"
+  for f in supervisor.sh pod.json etc/hosts etc/hostname; do
+    [ ! -f "$P/$f" ] || cp "$P/$f" "$dir/host/${f#etc/}"
+  done
+  while IFS= read -r -d '' path; do
+    if [ -d "$path" ]; then s=d; elif [ -f "$path" ]; then s=f; elif [ -e "$path" ]; then s=o; else s=-; fi
+    printf '%s\0' "$s"
+  done <"$dir/hostpaths" >"$dir/hostpaths.state"
+  find /srv -mindepth 1 -print0 >"$dir/srv.list"
+  if grep -qx "@@podctl created $uid" "$dir/create.out"; then
+    while read -r name; do
+      C=$P/containers/$name
+      cp "$C/start.sh" "$dir/host/start-$name.sh"
+      mkdir -p "$C/upper" "$C/work" "$C/rootfs"  # what the supervisor does before each start
+      PODCTL_STUB_LOG=$dir/start-$name.log bash "$C/start.sh" </dev/null >"$dir/start-$name.out" 2>"$dir/start-$name.err"
+      echo $? >"$dir/start-$name.rc"
+      canary "$dir/canary.start-$name"
+    done <"$dir/containers"
+  fi
+  cd /
+done
+echo "@@sandbox done"
+""".replace("STUBBED", " ".join(STUBBED)).replace("SCRIPT_PATH", SCRIPT_PATH)
+
+
+class Sandbox:
+    """Runs rendered podctl scripts in private mount namespaces that record, not act.
+
+    Each `run()` is one `unshare --mount --propagation private` process: state dirs,
+    /srv, cgroups and the canary dir are fresh tmpfs, /, /sys and /proc are read-only,
+    the binaries in STUBBED are bind-mounted stubs. Case directories live under `work`
+    (bind-mounted read-write), so their outputs survive the namespace."""
+
+    def __init__(self, work: Path):
+        self.work = work
+        self.canary_dir = work / "canary"
+        self.canary = self.canary_dir / "CANARY"
+        self.canary_dir.mkdir()
+        (work / "stub").write_text(STUB)
+        (work / "stub").chmod(0o755)
+        (work / "runner.sh").write_text(RUNNER)
+
+    def run(self, case_dirs: list[Path], timeout: float = 600) -> None:
+        argv = ["unshare", "--mount", "--propagation", "private", "bash", str(self.work / "runner.sh"),
+                str(self.work), str(self.canary_dir), *map(str, case_dirs)]
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, start_new_session=True)
+        try:
+            out, err = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)  # the sandbox's own process group only
+            proc.communicate()
+            raise AssertionError(f"sandbox timed out after {timeout}s on {case_dirs[0]}...")
+        if proc.returncode != 0 or b"@@sandbox done" not in out:
+            raise AssertionError(f"sandbox failed (rc {proc.returncode}): {err.decode(errors='replace')[-2000:]}")
+
+    def bash(self, script: str, *args: str, writable: Path) -> subprocess.CompletedProcess:
+        """`script` in a private mount namespace where only `writable` can be written."""
+        setup = ('set -e; mount --make-rprivate /; mount --bind "$0" "$0"; '
+                 'for m in / /sys /proc; do mount -o remount,bind,ro "$m"; done; set +e; ')
+        return subprocess.run(["unshare", "--mount", "--propagation", "private", "bash", "-c",
+                               setup + script, str(writable), *args],
+                              capture_output=True, stdin=subprocess.DEVNULL, timeout=60)
+
+
+@pytest.fixture(scope="module")
+def sandbox():
+    work = Path(tempfile.mkdtemp(prefix="podctl-injection-"))
+    try:
+        yield Sandbox(work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+# ---------------------------------------------------------------- hostile strings
+
+
+def fragments(canary: str) -> list[str]:
+    c = canary
+    return [
+        "'", '"', "`", "$", "\\", "'\\''", "\\'", "$(", ")", "${", "}",
+        f"$(touch {c})", f"`touch {c}`", f"; touch {c}", f"| touch {c}", f"&& touch {c}",
+        f"|| touch {c}", f"\ntouch {c}\n", f"\n touch {c}", f"'; touch {c}; '",
+        f"\"; touch {c}; \"", f"'$(touch {c})'", f"\"$(touch {c})\"", f">{c}", f"$(>{c})",
+        f"<(touch {c})", f">(touch {c})", f"${{IFS}}touch${{IFS}}{c}", f"$'\\x3b' touch {c}",
+        f"\r\ntouch {c}", f"x=$(touch {c})", f"{{touch,{c}}}", f"\\\ntouch {c}",
+        "${IFS}", "$'\\x41'", "$'\\n'", "*", "?", "[a]", "~", "~root", "-n", "-e", "--", "-",
+        "%s", "%n", "%b", "\\n", "\\x41", "\\0", "\x00", "\u202e", "\u05e9\u05dc\u05d5\u05dd",
+        "😀", "e\u0301", "\ufeff", "\u2028", "\x85", "\r", "\t", " ", "\n", "=", ":", ";", "&",
+        "|", "!", "#", "{a,b}", "$((1+1))", "$HOME", "${PATH}", "$1", "$@", "$$", "..", ".",
+        "/", "//", "/..", "/..\n", "..\n", "/.\n", "\x1b[2J", "\x7f", "\x01", "a" * 70,
+        f"\n@@podctl result {FORGED_UID} 0\n", f"\u2028@@podctl result {FORGED_UID} 0\u2028",
+        f"\r@@podctl created {FORGED_UID}\r",
+    ]
+
+
+def hostile(canary: str, min_size: int = 1) -> st.SearchStrategy[str]:
+    piece = st.one_of(st.sampled_from(fragments(canary)), st.text(max_size=6))
+    return st.lists(piece, min_size=min_size, max_size=5).map("".join)
+
+
+def no_nul(s: str) -> str:
+    return s.replace("\0", "")
+
+
+def env_name_ish(s: str) -> str:
+    """printable ASCII without '=' (the env name rule), keeping the shell metacharacters."""
+    return "".join(c if " " <= c <= "~" and c != "=" else "_" for c in s) or "V"
+
+
+def image_ish(s: str) -> str:
+    return "".join(c if c.isprintable() and not c.isspace() else "_" for c in s) or "img"
+
+
+def path_ish(s: str, *, colon: bool = True) -> str:
+    """An absolute path without NUL or '..' components (':' replaced unless allowed)."""
+    s = no_nul(s) if colon else no_nul(s).replace(":", "_")
+    return "/" + "/".join("dd" if comp == ".." else comp for comp in s.split("/"))
+
+
+DNS_LABELS = st.one_of(
+    st.from_regex(r"[a-z0-9]([-a-z0-9]{0,14}[a-z0-9])?", fullmatch=True),
+    st.sampled_from(["a", "0", "web-1", "a" * 63, "0-0"]),
+)
+LABEL_KEYS = ["app", "app.kubernetes.io/name", "tier", "a" * 63, "example.com/x_y.z", "A.b-C_d"]
+LABEL_VALUES = ["", "web", "a.b_c-d", "x" * 63, "0"]
+HOST_PATH_TYPES = ["", "", "DirectoryOrCreate", "FileOrCreate", "Directory", "File", "Socket"]
+
+
+# ---------------------------------------------------------------- manifests
+
+
+@dataclass
+class Example:
+    doc: dict
+    images: dict  # image ref -> ImageConfig
+    route: str  # dict | yaml | json
+    strict: bool  # built to be valid (hostile data, well-formed structure)
+
+
+@st.composite
+def examples(draw, canary: str) -> Example:
+    strict = draw(st.integers(0, 9)) < 7
+    bad = hostile(canary)
+
+    def pick(valid: st.SearchStrategy, hostile_: st.SearchStrategy = bad):
+        return draw(valid if strict else st.one_of(valid, hostile_))
+
+    meta: dict = {"name": pick(DNS_LABELS)}
+    if draw(st.booleans()):
+        meta["namespace"] = pick(DNS_LABELS | st.just(""))
+    keys = st.sampled_from(LABEL_KEYS)
+    meta["labels"] = draw(st.dictionaries(keys if strict else keys | bad,
+                                          st.sampled_from(LABEL_VALUES) if strict
+                                          else st.sampled_from(LABEL_VALUES) | bad, max_size=3))
+    meta["annotations"] = draw(st.dictionaries(keys if strict else keys | bad,
+                                               hostile(canary, 0), max_size=3))
+
+    # volumes: hostPaths live under /srv/v<i>/ (the sandbox's tmpfs), whatever follows
+    n_volumes = draw(st.integers(0, 3))
+    names = (draw(st.lists(DNS_LABELS, min_size=n_volumes, max_size=n_volumes, unique=True))
+             if strict else [pick(DNS_LABELS) for _ in range(n_volumes)])
+    volumes = []
+    for i, name in enumerate(names):
+        if draw(st.booleans()):
+            tail = draw(bad)
+            path = f"/srv/v{i}" + (path_ish(tail) if strict else "/" + tail)
+            source: dict = {"path": path}
+            kind = draw(st.sampled_from(HOST_PATH_TYPES))
+            if kind:
+                source["type"] = kind
+            volumes.append({"name": name, "hostPath": source})
+        else:
+            empty = draw(st.sampled_from([{}, {"medium": "Memory"}, {"medium": "Memory", "sizeLimit": "16Mi"}]))
+            volumes.append({"name": name, "emptyDir": empty})
+
+    n_containers = draw(st.integers(1, 3))
+    cnames = (draw(st.lists(DNS_LABELS, min_size=n_containers, max_size=n_containers, unique=True))
+              if strict else [pick(DNS_LABELS) for _ in range(n_containers)])
+    containers, images = [], {}
+    for cname in cnames:
+        image = draw(st.sampled_from(["busybox", "registry.example.com:5000/app@sha256:" + "ab" * 32])
+                     | bad.map(image_ish if strict else str))
+        c: dict = {"name": cname, "image": image}
+        data = hostile(canary, 0).map(no_nul) if strict else hostile(canary, 0)
+        if draw(st.booleans()):
+            c["command"] = draw(st.lists(data, max_size=4))
+            if not strict and draw(st.integers(0, 19)) == 0:
+                c["command"] = f"sh -c 'touch {canary}'"  # a string, not a list
+        if draw(st.booleans()):
+            c["args"] = draw(st.lists(data, max_size=4))
+        env = []
+        for _ in range(draw(st.integers(0, 4))):
+            name = draw((bad.map(env_name_ish) if strict else bad) | st.sampled_from(["PATH", "HOSTNAME"]))
+            entry: dict = {"name": name}
+            if draw(st.integers(0, 4)):
+                entry["value"] = draw(data if strict else data | st.integers() | st.none())
+            env.append(entry)
+        if env:
+            c["env"] = env
+        if draw(st.booleans()):
+            tail = draw(bad)
+            c["workingDir"] = path_ish(tail) if strict else draw(st.sampled_from(["/", "", "./"])) + tail
+        if volumes and draw(st.booleans()):
+            volume_names = [v["name"] for v in volumes]
+            if strict:  # unique targets, as validation demands
+                mounts = draw(st.lists(
+                    st.tuples(st.sampled_from(volume_names), bad.map(lambda s: path_ish(s, colon=False)),
+                              st.booleans()),
+                    max_size=3, unique_by=lambda m: posixpath.normpath(m[1])))
+            else:
+                mounts = draw(st.lists(
+                    st.tuples(st.sampled_from(volume_names) | bad,
+                              bad.map(lambda s: path_ish(s, colon=False)) | bad | bad.map("/".__add__),
+                              st.booleans()),
+                    max_size=3))
+            c["volumeMounts"] = [{"name": name, "mountPath": path, **({"readOnly": True} if ro else {})}
+                                 for name, path, ro in mounts]
+        containers.append(c)
+        images.setdefault(image, draw(image_configs(canary, image)))
+
+    spec = {"containers": containers,
+            "restartPolicy": draw(st.sampled_from(["Always", "OnFailure", "Never"])),
+            "terminationGracePeriodSeconds": draw(st.integers(0, 60))}
+    if volumes:
+        spec["volumes"] = volumes
+    doc = {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": spec}
+    return Example(doc, images, draw(st.sampled_from(["dict", "dict", "yaml", "json"])), strict)
+
+
+@st.composite
+def image_configs(draw, canary: str, ref: str) -> ImageConfig:
+    """An image's config is not a manifest, but it reaches the same scripts: fuzz it too
+    (without NUL, which image import cannot produce from JSON... and q refuses anyway)."""
+    data = hostile(canary, 0).map(no_nul)
+    workdir = draw(st.sampled_from(["", "abs", "rel"]))
+    tail = draw(data)
+    return ImageConfig(
+        ref=ref, digest=DIGEST,
+        entrypoint=tuple(draw(st.lists(data, max_size=2))),
+        cmd=tuple(draw(st.lists(data, min_size=draw(st.integers(0, 1)), max_size=3))),
+        env=tuple(EnvVar(env_name_ish(n), v) for n, v in
+                  draw(st.lists(st.tuples(hostile(canary), data), max_size=3))),
+        working_dir={"": "", "abs": "/" + tail, "rel": tail or "."}[workdir],
+    )
+
+
+# ---------------------------------------------------------------- the rules, restated
+
+_DNS = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
+_SUB = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+_QUALIFIED = re.compile(r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?")
+
+
+def is_label(s) -> bool:
+    return isinstance(s, str) and _DNS.fullmatch(s) is not None
+
+
+def is_label_key(k: str) -> bool:
+    prefix, slash, name = k.rpartition("/")
+    subdomain = len(prefix) <= 253 and all(_SUB.fullmatch(p) for p in prefix.split("."))
+    return _QUALIFIED.fullmatch(name) is not None and (not slash or subdomain)
+
+
+def is_label_value(v) -> bool:
+    return isinstance(v, str) and (v == "" or _QUALIFIED.fullmatch(v) is not None)
+
+
+def is_env_name(s) -> bool:
+    return isinstance(s, str) and s != "" and all(" " <= ch <= "~" and ch != "=" for ch in s)
+
+
+def is_image(s) -> bool:
+    return isinstance(s, str) and s != "" and all(ch.isprintable() and not ch.isspace() for ch in s)
+
+
+def is_path(s, colon: bool = True) -> bool:
+    return (isinstance(s, str) and s.startswith("/") and "\0" not in s
+            and ".." not in s.split("/") and (colon or ":" not in s))
+
+
+def is_data(s) -> bool:
+    return isinstance(s, str) and "\0" not in s
+
+
+def expected_error_paths(doc: dict) -> set[str]:
+    """The field paths Kubernetes' rules (as podctl documents them) call invalid."""
+    bad: set[str] = set()
+    meta, spec = doc["metadata"], doc["spec"]
+    if not is_label(meta["name"]):
+        bad.add("metadata.name")
+    if meta.get("namespace") not in (None, "") and not is_label(meta["namespace"]):
+        bad.add("metadata.namespace")
+    for key, value in meta.get("labels", {}).items():
+        if not (is_label_key(key) and is_label_value(value)):
+            bad.add(f"metadata.labels[{key}]")
+    for key in meta.get("annotations", {}):
+        if not is_label_key(key):
+            bad.add(f"metadata.annotations[{key}]")
+
+    volume_names, seen = set(), set()
+    for i, v in enumerate(spec.get("volumes", [])):
+        at = f"spec.volumes[{i}]"
+        if not is_label(v["name"]) or v["name"] in seen:
+            bad.add(at + ".name")
+        seen.add(v["name"])
+        volume_names.add(v["name"] if is_label(v["name"]) else "")
+        if "hostPath" in v and not is_path(v["hostPath"]["path"]):
+            bad.add(at + ".hostPath.path")
+
+    seen = set()
+    for i, c in enumerate(spec["containers"]):
+        at = f"spec.containers[{i}]"
+        if not is_label(c["name"]) or c["name"] in seen:
+            bad.add(at + ".name")
+        seen.add(c["name"])
+        if not is_image(c["image"]):
+            bad.add(at + ".image")
+        for key in ("command", "args"):
+            if not isinstance(c.get(key, []), list):
+                bad.add(f"{at}.{key}")
+                continue
+            bad |= {f"{at}.{key}[{j}]" for j, s in enumerate(c.get(key, [])) if not is_data(s)}
+        for j, e in enumerate(c.get("env", [])):
+            if not is_env_name(e["name"]):
+                bad.add(f"{at}.env[{j}].name")
+            if e.get("value") is not None and not is_data(e["value"]):
+                bad.add(f"{at}.env[{j}].value")
+        if c.get("workingDir", "") != "" and not is_path(c["workingDir"]):
+            bad.add(at + ".workingDir")
+        targets = set()
+        for j, m in enumerate(c.get("volumeMounts", [])):
+            if m["name"] not in volume_names:
+                bad.add(f"{at}.volumeMounts[{j}].name")
+            if not is_path(m["mountPath"], colon=False) or posixpath.normpath(m["mountPath"]) in targets:
+                bad.add(f"{at}.volumeMounts[{j}].mountPath")
+            if is_path(m["mountPath"], colon=False):
+                targets.add(posixpath.normpath(m["mountPath"]))
+    return bad
+
+
+def error_paths(exc: ManifestError) -> set[str]:
+    return {e.path for e in (exc.errors if isinstance(exc, ManifestErrors) else [exc])}
+
+
+def validated(ex: Example) -> Pod | None:
+    """The pod, or None after checking the rejection names exactly the bad fields."""
+    if ex.route == "dict":
+        data, load = ex.doc, lambda: validate_pod(ex.doc, "fuzz.yaml")
+    elif ex.route == "json":
+        text = json.dumps(ex.doc, ensure_ascii=False)
+        data, load = json.loads(text), lambda: parse_documents(text, "fuzz.json")[0].obj
+    else:
+        text = yaml.safe_dump(ex.doc, allow_unicode=True, sort_keys=False)
+        data, load = yaml.safe_load(text), lambda: parse_documents(text, "fuzz.yaml")[0].obj
+    assert data == ex.doc, f"{ex.route} did not round-trip the manifest (a test bug)"
+    expected = expected_error_paths(data)
+    try:
+        pod = load()
+    except ManifestError as exc:  # anything else escaping fails the test
+        got = error_paths(exc)
+        assert got == expected, f"rejected at {sorted(got)}, expected {sorted(expected)}: {exc}"
+        for path in got:
+            assert path in str(exc), f"the message does not name {path!r}: {exc}"
+        return None
+    assert not expected, f"accepted although {sorted(expected)} are invalid"
+    return pod
+
+
+# ---------------------------------------------------------------- expectations
+
+
+def resolve_in_root(root: str, path: str) -> str:
+    """What securejoin (lib.sh.j2) must return in the sandbox's rootfs: symlinks are the
+    /dev links the start script makes; '..' never leaves the root."""
+    cur: list[str] = []
+    todo = path.split("/")
+    while todo:
+        comp = todo.pop(0)
+        if comp in ("", "."):
+            continue
+        if comp == "..":
+            cur = cur[:-1]
+            continue
+        link = DEV_LINKS.get("/".join([*cur, comp]))
+        if link is not None:
+            cur = [] if link.startswith("/") else cur
+            todo = link.split("/") + todo
+            continue
+        cur.append(comp)
+    return root + "".join("/" + comp for comp in cur)
+
+
+def inside(path: str, root: str) -> bool:
+    path = posixpath.normpath(path)
+    return path == root or path.startswith(root + "/")
+
+
+def stub_calls(log: Path) -> list[list[str]]:
+    """[[program, arg1, ...], ...] from a stub log (NUL-separated, argc first)."""
+    if not log.exists():
+        return []
+    fields = log.read_bytes().split(b"\0")
+    assert fields[-1] == b"", "a stub record was cut short"
+    calls, i = [], 0
+    while i < len(fields) - 1:
+        name, argc = fields[i].decode(), int(fields[i + 1])
+        calls.append([name] + [f.decode("utf-8", "surrogateescape") for f in fields[i + 2:i + 2 + argc]])
+        i += 2 + argc
+    return calls
+
+
+def nul_list(path: Path) -> list[str]:
+    data = path.read_bytes() if path.exists() else b""
+    return [x.decode("utf-8", "surrogateescape") for x in data.split(b"\0")[:-1]]
+
+
+@dataclass
+class Case:
+    dir: Path
+    example: Example
+    pod: Pod
+    ctx: dict
+    outcome: dict = field(default_factory=dict)
+
+    @property
+    def uid(self) -> str:
+        return self.ctx["uid"]
+
+    def write(self) -> None:
+        d = self.dir
+        d.mkdir(parents=True)
+        ctx = dict(self.ctx, wait_ticks=1)  # no supervisor will write status.json: don't wait 5 s
+        (d / "create.sh").write_text(batch_script([{"verb": "create", "pod": ctx}]))
+        (d / "uid").write_text(self.uid)
+        (d / "digests").write_text("".join(p.rsplit("/", 1)[1] + "\n" for p in ctx["image_dirs"]))
+        (d / "containers").write_text("".join(c["name"] + "\n" for c in ctx["containers"]))
+        host_paths = [v for v in ctx["volumes"] if v["kind"] == "hostPath"]
+        for v in host_paths:  # the safety net under the read-only root: stay inside /srv
+            src = v["source"]
+            assert src.startswith("/srv/v") and ".." not in src.split("/"), src
+        (d / "prepare").write_bytes(b"".join(
+            f"{v['host_path_type']}\0{v['source']}\0".encode() for v in host_paths
+            if v["host_path_type"] in ("Directory", "File")))
+        (d / "hostpaths").write_bytes(b"".join(f"{v['source']}\0".encode() for v in host_paths))
+
+
+def check_case(case: Case) -> list[str]:
+    """Everything the sandbox recorded for one example, against what was declared."""
+    d, ctx, uid, problems = case.dir, case.ctx, case.uid, []
+    out = (d / "create.out").read_bytes()
+    for canary in sorted(d.glob("canary.*")):
+        if canary.read_bytes():
+            problems.append(f"CANARY: {canary.name} found {nul_list(canary)}")
+
+    # create: the report protocol, privileged commands, files written on the host
+    results = parse_results(out)
+    if set(results) != {uid} or not out.endswith(b"@@podctl end\n"):
+        problems.append(f"create reported {sorted(results)} (expected only {uid}): {out[-500:]!r}")
+        return problems
+    created = results[uid].ok
+    case.outcome["created"] = created
+    if not created and not any(e.startswith(("error ", "image-missing ")) for e in results[uid].events):
+        problems.append(f"create failed without an error line: {results[uid]}")
+    calls = stub_calls(d / "create.log")
+    for call in calls:
+        if call[0] not in ("ip", "unshare", "nsenter", "mount", "umount", "setsid"):
+            problems.append(f"create ran {call!r}")
+        if not all(CLEAN_ARG.fullmatch(a) for a in call[1:]):
+            problems.append(f"create passed a non-podctl value to {call!r}")
+        if call[0] == "mount" and not (inside(call[-1], pod_dir(uid)) or inside(call[-1], run_dir(uid))):
+            problems.append(f"create mounted outside the pod: {call!r}")
+    setsid = [c for c in calls if c[0] == "setsid"]
+    if created and setsid != [["setsid", "-f", "/bin/bash", f"{pod_dir(uid)}/supervisor.sh"]]:
+        problems.append(f"supervisor started as {setsid!r}")
+
+    host = d / "host"
+    if created:
+        wanted = {"supervisor.sh": ctx["supervisor"], "pod.json": ctx["pod_json"],
+                  "hosts": ctx["hosts_file"], "hostname": ctx["name"] + "\n"}
+        wanted |= {f"start-{c['name']}.sh": c["script"] for c in ctx["containers"]}
+        for name, text in wanted.items():
+            if not (host / name).exists() or (host / name).read_bytes() != text.encode():
+                problems.append(f"{name} on the host differs from the rendered one")
+
+    # hostPath: made where declared, and nothing else under /srv
+    host_paths = [v for v in ctx["volumes"] if v["kind"] == "hostPath"]
+    states = nul_list(d / "hostpaths.state")
+    allowed = {"/srv"}
+    for v, state in zip(host_paths, states):
+        p = v["source"]
+        allowed |= {p} | {p[:i] for i in range(len(p)) if p[i] == "/"}
+        want = {"": "d", "DirectoryOrCreate": "d", "Directory": "d", "FileOrCreate": "f",
+                "File": "f"}.get(v["host_path_type"])
+        if created and want and state != want:
+            problems.append(f"hostPath {p!r} ({v['host_path_type']}) is {state!r} on the host")
+    stray = [p for p in nul_list(d / "srv.list") if p not in allowed]
+    if stray:
+        problems.append(f"created under /srv but not declared: {stray!r}")
+
+    # each container: mounts inside its rootfs, then exactly the declared exec
+    for c in ctx["containers"] if created else ():
+        name = c["name"]
+        rc = int((d / f"start-{name}.rc").read_text())
+        calls = stub_calls(d / f"start-{name}.log")
+        root = f"{pod_dir(uid)}/containers/{name}/rootfs"
+        execs = [call for call in calls if call[0] != "mount"]
+        for call in calls:
+            if call[0] == "mount" and not inside(call[-1], root):
+                problems.append(f"{name}: mount outside the rootfs: {call!r}")
+        volume_calls = [call[1:] for call in calls if call[0] == "mount"
+                        and (call[1] == "--rbind" or call[1:3] == ["-o", "remount,bind,ro"])]
+        wanted_volumes = []
+        for src, dst, ro in zip(c["mount_src"], c["mount_dst"], c["mount_ro"]):
+            target = resolve_in_root(root, dst)
+            wanted_volumes.append(["--rbind", src, target])
+            if ro == "ro":
+                wanted_volumes.append(["-o", "remount,bind,ro", target])
+        case.outcome.setdefault("started", 0)
+        if rc != 0:
+            err = (d / f"start-{name}.err").read_text(errors="replace")
+            if execs or not err.strip():
+                problems.append(f"{name}: exit {rc} with {execs!r} and stderr {err!r}")
+            if volume_calls != wanted_volumes[:len(volume_calls)]:
+                problems.append(f"{name}: volume mounts {volume_calls!r}, expected {wanted_volumes!r}")
+            continue
+        case.outcome["started"] += 1
+        if volume_calls != wanted_volumes:
+            problems.append(f"{name}: volume mounts {volume_calls!r}, expected {wanted_volumes!r}")
+        container = next(x for x in case.pod.spec.containers if x.name == name)
+        image = case.example.images[container.image]
+        env = merge_env(image.env, container.env)
+        if all(e.name != "HOSTNAME" for e in env):
+            env = (*env, EnvVar("HOSTNAME", case.pod.name))
+        workdir = container.working_dir or image.working_dir or "/"
+        wanted_exec = ["env", "-i", "--", *[f"{e.name}={e.value}" for e in env],
+                       shutil.which("setpriv", path=SCRIPT_PATH), "--bounding-set", CAPS, "--",
+                       shutil.which("unshare", path=SCRIPT_PATH), f"--root={root}", f"--wd={workdir}",
+                       "--", *resolve_argv(container.command, container.args, image)]
+        if execs != [wanted_exec] or calls[-1] != wanted_exec:
+            problems.append(f"{name}: ran {execs!r}\n  expected {[wanted_exec]!r}")
+    return problems
+
+
+# ---------------------------------------------------------------- tests
+
+
+def test_hostile_pods_only_run_what_they_declare(sandbox: Sandbox):
+    started = time.monotonic()
+    canary = str(sandbox.canary)
+    stats = {"examples": 0, "rejected": 0, "refused-at-runtime": 0, "run": 0}
+    counter = itertools.count(1)
+    pending: list[Case] = []
+    failures: list[str] = []
+    outcomes: list[dict] = []
+    pool = ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1)))
+    futures = []
+
+    def run_chunk(cases: list[Case]) -> None:
+        sandbox.run([c.dir for c in cases])
+        for case in cases:
+            problems = check_case(case)
+            outcomes.append(case.outcome)
+            if problems:
+                failures.append(f"{case.dir.name} ({case.example.route}) manifest:\n"
+                                f"{json.dumps(case.example.doc, ensure_ascii=True, indent=1)}\n"
+                                f"images: {case.example.images!r}\n  " + "\n  ".join(problems))
+            else:
+                shutil.rmtree(case.dir, ignore_errors=True)
+
+    def flush() -> None:
+        if pending:
+            futures.append(pool.submit(run_chunk, list(pending)))
+            pending.clear()
+
+    @settings(max_examples=EXAMPLES, deadline=None, database=None,
+              phases=[Phase.explicit, Phase.generate, Phase.shrink],
+              suppress_health_check=list(HealthCheck))
+    @given(examples(canary))
+    def one(ex: Example) -> None:
+        stats["examples"] += 1
+        pod = validated(ex)
+        if pod is None:
+            stats["rejected"] += 1
+            return
+        uid = str(uuid.UUID(int=next(counter)))
+        refusal = runtime_refusal(pod, ex.images)
+        try:
+            ctx = pod_context(pod, uid, ex.images, NET)
+        except PodctlError as exc:
+            assert refusal and refusal in str(exc), f"pod_context refused: {exc!r}"
+            stats["refused-at-runtime"] += 1
+            return
+        assert not refusal, f"pod_context accepted a pod it must refuse: {refusal}"
+        case = Case(sandbox.work / "cases" / uid, ex, pod, ctx)
+        case.write()
+        stats["run"] += 1
+        pending.append(case)
+        if len(pending) >= 40:
+            flush()
+
+    try:
+        one()
+        flush()
+        for f in futures:
+            f.result()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+    elapsed = time.monotonic() - started
+    created = sum(1 for o in outcomes if o.get("created"))
+    containers = sum(o.get("started", 0) for o in outcomes)
+    print(f"\ninjection fuzz: {stats}, created {created}/{len(outcomes)} pods, "
+          f"{containers} container starts ran to exec, {elapsed:.1f}s", file=sys.stderr)
+    assert not failures, f"{len(failures)} of {stats['run']} examples failed:\n\n" + "\n\n".join(failures[:5])
+    # the fuzz is only worth something if most examples get through
+    assert stats["run"] >= 0.4 * stats["examples"] and created >= 0.6 * len(outcomes), stats
+    assert containers >= created, "too few containers reached their exec"
+
+
+def runtime_refusal(pod: Pod, images: dict) -> str | None:
+    """Why pod_context must refuse a valid pod (a message fragment), or None."""
+    for c in pod.spec.containers:
+        image = images[c.image]
+        try:
+            resolve_argv(c.command, c.args, image)
+        except ImageError:
+            return "no command"
+        workdir = c.working_dir or image.working_dir
+        if workdir and not workdir.startswith("/"):
+            return "is not absolute"
+    return None
+
+
+# ---------------------------------------------------------------- securejoin
+
+
+def test_mkpath_in_root_keeps_symlinks_and_dotdot_inside_root(sandbox: Sandbox, tmp_path):
+    root = tmp_path / "root"
+    (root / "etc").mkdir(parents=True)
+    (root / "data").symlink_to("/etc")
+    (root / "link").symlink_to("../../..")
+    (root / "loop").symlink_to("loop")
+    lib = render("lib.sh.j2")
+    script = lib + r"""
+set -u
+root=$1; shift
+while [ $# -gt 0 ]; do
+  if mkpath_in_root "$root" "$1" "$2"; then printf 'ok\0%s\0' "$REPLY"; else printf 'error\0\0'; fi
+  shift 2
+done
+"""
+    cases = [  # (path in the container, kind, where it must land)
+        ("/data/x", "dir", "/etc/x"),
+        ("/link/x", "dir", "/x"),
+        ("/link/../../y", "dir", "/y"),
+        ("/../../etc/z", "dir", "/etc/z"),
+        ("/data/../../../w", "dir", "/w"),
+        ("/data/f", "file", "/etc/f"),
+        ("/..\n", "dir", "/..\n"),  # a trailing newline is part of the name, not a '..'
+        ("/etc/n\n", "file", "/etc/n\n"),
+        ("/loop/x", "dir", None),  # too many symlinks
+    ]
+    args = [a for path, kind, _ in cases for a in (path, kind)]
+    r = sandbox.bash(script, str(root), *args, writable=tmp_path)
+    fields = r.stdout.split(b"\0")[:-1]
+    got = [(fields[i].decode(), fields[i + 1].decode()) for i in range(0, len(fields), 2)]
+    assert len(got) == len(cases), (r.stdout, r.stderr)
+    for (path, kind, want), (status, host) in zip(cases, got):
+        if want is None:
+            assert status == "error", f"{path!r}: resolved to {host!r}"
+            continue
+        assert (status, host) == ("ok", f"{root}{want}"), f"{path!r} ({kind})"
+        assert (Path(host).is_dir() if kind == "dir" else Path(host).is_file()), path
+    outside = [p for p in tmp_path.rglob("*") if not (p == root or root in p.parents)]
+    assert outside == [], f"created outside the root: {outside}"
+
+
+def test_runtime_refuses_unvalidated_names():
+    """pod_context is the second line of defence: names become paths on the host."""
+    image = ImageConfig(ref="busybox", digest=DIGEST, cmd=("sh",))
+    good = validate_pod({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web"},
+                         "spec": {"containers": [{"name": "app", "image": "busybox"}]}}, "t.yaml")
+    uid = str(uuid.UUID(int=1))
+    for bad in ("web\n", "a/../b", "$(id)", "A", "", "-a", "a" * 64):
+        (c,) = good.spec.containers
+        for pod in (replace(good, meta=replace(good.meta, name=bad)),
+                    replace(good, spec=replace(good.spec, containers=(replace(c, name=bad),)))):
+            with pytest.raises(PodctlError):
+                pod_context(pod, uid, {"busybox": image}, NET)
+
+
+# ---------------------------------------------------------------- the q filter itself
+
+ANY_TEXT = st.text().map(no_nul) | st.lists(st.sampled_from(fragments("/nonexistent/CANARY")) | st.text(),
+                                           max_size=6).map(lambda xs: no_nul("".join(xs)))
+
+
+@settings(max_examples=400, deadline=None)
+@given(ANY_TEXT)
+def test_q_round_trips_any_text_through_bash(s):
+    out = subprocess.run(["bash", "-c", f"printf '%s' {q(s)}; V={q(s)}; printf '\\0%s' \"$V\""],
+                         capture_output=True, check=True).stdout
+    assert out == s.encode() + b"\0" + s.encode()
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(ANY_TEXT, max_size=8))
+def test_q_round_trips_lists_as_bash_arrays(words):
+    script = f"arr=({q(words)}); for w in \"${{arr[@]}}\"; do printf '%s\\0' \"$w\"; done"
+    out = subprocess.run(["bash", "-c", script], capture_output=True, check=True).stdout
+    assert out.split(b"\0")[:-1] == [w.encode() for w in words]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(), st.text())
+def test_q_refuses_nul(a, b):
+    with pytest.raises(RenderError):
+        q(a + "\0" + b)
+    with pytest.raises(RenderError):
+        q([a, "\0", b])
