@@ -26,10 +26,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from orchestrator import lab  # noqa: E402
 from orchestrator.config import Config  # noqa: E402
-from orchestrator.controller import Controller, open_store  # noqa: E402
+from orchestrator.controller import Controller, open_store, open_transport, require_inventory  # noqa: E402
 from orchestrator.images import ImageStore, build_busybox_image  # noqa: E402
 from orchestrator.manifests import parse_documents  # noqa: E402
-from orchestrator.transport.ssh import SSHTransport  # noqa: E402
 
 POD = """
 apiVersion: v1
@@ -73,15 +72,16 @@ async def cleanup(controller: Controller, config: Config, transport) -> None:
 async def bench(config: Config, runs: int) -> dict[str, list[float]]:
     controller = Controller(config)
     results: dict[str, list[float]] = {"warm": [], "fresh": []}
-    async with SSHTransport(config) as warm:
+    inventory = require_inventory(config)
+    async with open_transport(config, inventory) as warm:
         await controller.run(transport=warm)  # connect once, push the image once
         for i in range(runs):
             results["warm"].append(await one_run(controller, config, f"warm-{i}", warm))
             await cleanup(controller, config, warm)
     for i in range(runs):
-        async with SSHTransport(config) as fresh:
+        async with open_transport(config, inventory) as fresh:
             results["fresh"].append(await one_run(controller, config, f"fresh-{i}", fresh))
-        async with SSHTransport(config) as t:
+        async with open_transport(config, inventory) as t:
             await cleanup(controller, config, t)
     return results
 

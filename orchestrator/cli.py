@@ -7,14 +7,10 @@ run holds the lock.
 
 from __future__ import annotations
 
-import asyncio
-import json
 import sys
-import time
 from pathlib import Path
 
 import click
-import yaml
 
 from . import commands
 from .config import Config, default_home

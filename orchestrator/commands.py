@@ -17,14 +17,14 @@ import click
 import yaml
 
 from .config import Config
-from .controller import Controller, RunReport, host_capacity, open_store, pod_images, probe_hosts, require_inventory, row_pod
+from .controller import (Controller, RunReport, host_capacity, open_store, open_transport, pod_images,
+                         probe_hosts, require_inventory, row_pod)
 from .errors import UsageError
 from .images import ImageStore, build_busybox_image
 from .manifests import load_manifests
 from .model import Manifest, Pod
 from .quantity import format_cpu, format_memory
 from .store import Store
-from .transport.ssh import SSHTransport
 from .views import POD_HEADERS, POD_WIDE_HEADERS, age, pod_object, pod_row_columns
 
 KINDS = {"pod": "pods", "pods": "pods", "po": "pods", "host": "hosts", "hosts": "hosts",
@@ -196,7 +196,7 @@ def _live_pods(config: Config, namespace: str | None, name: str | None):
     hosts = [h for h in inventory.hosts if any(r.node == h.name for r in rows)]
 
     async def probe():
-        async with SSHTransport(config) as t:
+        async with open_transport(config, inventory) as t:
             return await probe_hosts(t, hosts, config.probe_timeout)
 
     snaps = asyncio.run(probe()) if hosts else {}
@@ -280,7 +280,7 @@ def hosts(config: Config, output: str | None) -> int:
     inventory = require_inventory(config)
 
     async def probe():
-        async with SSHTransport(config) as t:
+        async with open_transport(config, inventory) as t:
             return await probe_hosts(t, list(inventory.hosts), config.probe_timeout)
 
     snaps = asyncio.run(probe())
@@ -330,23 +330,23 @@ def _locate(config: Config, pod: str, namespace: str, container: str | None):
         raise UsageError(f'container {container} is not valid for pod {pod} (containers: {", ".join(names)})')
     if not row.node:
         raise UsageError(f"pod {pod} is not scheduled to a host yet")
-    return inventory.get(row.node), row, container
+    return inventory, inventory.get(row.node), row, container
 
 
 def logs(config: Config, pod: str, namespace: str, container: str | None, follow: bool,
          previous: bool, tail: int) -> int:
     from .remote import stream_logs
 
-    host, row, container = _locate(config, pod, namespace, container)
-    return asyncio.run(stream_logs(config, host, row.uid, container, follow, previous, tail))
+    inventory, host, row, container = _locate(config, pod, namespace, container)
+    return asyncio.run(stream_logs(config, inventory, host, row.uid, container, follow, previous, tail))
 
 
 def exec_in(config: Config, pod: str, namespace: str, container: str | None, command: list[str],
             interactive: bool) -> int:
     from .remote import exec_command
 
-    host, row, container = _locate(config, pod, namespace, container)
-    return asyncio.run(exec_command(config, host, row.uid, container, command, interactive))
+    inventory, host, row, container = _locate(config, pod, namespace, container)
+    return asyncio.run(exec_command(config, inventory, host, row.uid, container, command, interactive))
 
 
 # ---------------------------------------------------------------- images / lab

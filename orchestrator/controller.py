@@ -40,6 +40,11 @@ def require_inventory(config: Config) -> Inventory:
     return load_inventory(path)
 
 
+def open_transport(config: Config, inventory: Inventory) -> SSHTransport:
+    """An SSH transport that honours the inventory's host key policy (strict or accept-new)."""
+    return SSHTransport(config, host_key_checking=inventory.host_key_checking)
+
+
 def open_store(config: Config) -> Store:
     config.home.mkdir(parents=True, exist_ok=True, mode=0o700)
     return Store.open(config.state_db)
@@ -124,7 +129,7 @@ class RunReport:
 
 
 class Controller:
-    def __init__(self, config: Config, transport_factory: Callable = SSHTransport):
+    def __init__(self, config: Config, transport_factory: Callable = open_transport):
         self.config = config
         self.transport_factory = transport_factory
 
@@ -156,7 +161,7 @@ class Controller:
     async def _with_transport(self, inventory, dry_run, on_host_done, transport) -> RunReport:
         if transport is not None:
             return await self._run(inventory, transport, dry_run=dry_run, on_host_done=on_host_done)
-        async with self.transport_factory(self.config) as t:
+        async with self.transport_factory(self.config, inventory) as t:
             return await self._run(inventory, t, dry_run=dry_run, on_host_done=on_host_done)
 
     async def _run(self, inventory: Inventory, transport, *, dry_run: bool, on_host_done) -> RunReport:

@@ -58,7 +58,11 @@ def format_cpu(millis: int) -> str:
 
 
 def format_memory(n: int) -> str:
-    for suffix, size in (("Gi", 2**30), ("Mi", 2**20), ("Ki", 2**10)):
+    """Exact when it can be ("64Mi"), else one decimal in the largest unit ("23.3Gi")."""
+    for suffix, size in (("Gi", 2**30), ("Mi", 2**20)):
         if n and n % size == 0:
             return f"{n // size}{suffix}"
+    for suffix, size in (("Gi", 2**30), ("Mi", 2**20), ("Ki", 2**10)):
+        if n >= size:
+            return f"{n / size:.1f}{suffix}"
     return str(n)

@@ -13,8 +13,10 @@ from .config import Config
 from .model import Host
 from .render import render
 from .transport import remote_command_line, wrap_script
+from .controller import open_transport
 from .errors import TransportError
-from .transport.ssh import ConnectFailed, SSHTransport
+from .inventory import Inventory
+from .transport.ssh import ConnectFailed
 
 
 async def _pump(reader, out) -> None:
@@ -37,11 +39,12 @@ async def _feed_stdin(process) -> None:
     process.stdin.write_eof()
 
 
-async def stream_script(config: Config, host: Host, script: str, interactive: bool = False) -> int:
+async def stream_script(config: Config, inventory: Inventory, host: Host, script: str,
+                        interactive: bool = False) -> int:
     """Run `script` on `host`, copying its output live; returns its exit status."""
-    async with SSHTransport(config) as transport:
+    async with open_transport(config, inventory) as transport:
         try:
-            conn = await transport._connection(host)
+            conn = await transport.connection(host)
         except ConnectFailed as exc:
             raise TransportError(f"{host.name}: {exc}") from exc
         process = await conn.create_process(remote_command_line(host), encoding=None)
@@ -63,18 +66,18 @@ async def stream_script(config: Config, host: Host, script: str, interactive: bo
         return process.exit_status
 
 
-async def stream_logs(config: Config, host: Host, uid: str, container: str, follow: bool,
+async def stream_logs(config: Config, inventory: Inventory, host: Host, uid: str, container: str, follow: bool,
                       previous: bool, tail: int) -> int:
     script = render("logs.sh.j2", uid=uid, container=container,
                     file="log.previous" if previous else "log",
                     tail="+1" if tail < 0 else str(tail), follow="yes" if follow else "no")
     try:
-        return await stream_script(config, host, script)
+        return await stream_script(config, inventory, host, script)
     except asyncio.CancelledError:
         return 130
 
 
-async def exec_command(config: Config, host: Host, uid: str, container: str, command: list[str],
+async def exec_command(config: Config, inventory: Inventory, host: Host, uid: str, container: str, command: list[str],
                        interactive: bool) -> int:
     script = render("exec.sh.j2", uid=uid, container=container, command=command, interactive=interactive)
-    return await stream_script(config, host, script, interactive)
+    return await stream_script(config, inventory, host, script, interactive)
