@@ -23,7 +23,7 @@ from .errors import UsageError
 from .images import ImageStore, build_busybox_image
 from .manifests import load_manifests
 from .model import Manifest, Pod
-from .quantity import format_cpu, format_memory
+from .quantity import display_memory, format_cpu, format_memory
 from .store import Store
 from .views import POD_HEADERS, POD_WIDE_HEADERS, age, pod_object, pod_row_columns
 
@@ -295,9 +295,9 @@ def hosts(config: Config, output: str | None) -> int:
         bound = [p for r, p in pods if r.node == h.name]
         items.append({
             "name": h.name, "address": f"{h.address}:{h.port}", "status": "Ready" if snap.reachable else snap.status,
-            "cpu": format_cpu(cap.cpu_m), "memory": format_memory(cap.memory),
+            "cpu": format_cpu(cap.cpu_m), "memory": display_memory(cap.memory),
             "cpuRequested": format_cpu(sum(p.spec.requests().cpu_m or 0 for p in bound)),
-            "memoryRequested": format_memory(sum(p.spec.requests().memory or 0 for p in bound)),
+            "memoryRequested": display_memory(sum(p.spec.requests().memory or 0 for p in bound)),
             "pods": len(bound), "running": sum(1 for p in snap.pods.values() if p.state == "alive"),
             "podCIDR": cidrs.get(h.name) or h.pod_cidr or "", "labels": dict(h.labels),
             "error": snap.error})
@@ -379,7 +379,7 @@ def image_import(config: Config, ref: str, source: Path, entrypoint: str | None,
 
 def image_table(config: Config):
     store = ImageStore(config.images_dir)
-    rows = [[i.ref, i.digest[:12], format_memory(i.size) if i.size else "0",
+    rows = [[i.ref, i.digest[:12], display_memory(i.size) if i.size else "0",
              shlex.join(i.entrypoint + i.cmd)] for i in store.list()]
     return ["IMAGE", "DIGEST", "SIZE", "COMMAND"], rows
 

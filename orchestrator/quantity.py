@@ -58,7 +58,15 @@ def format_cpu(millis: int) -> str:
 
 
 def format_memory(n: int) -> str:
-    """Exact when it can be ("64Mi"), else one decimal in the largest unit ("23.3Gi")."""
+    """An exact quantity: "64Mi", "1536Ki", or plain bytes."""
+    for suffix, size in (("Gi", 2**30), ("Mi", 2**20), ("Ki", 2**10)):
+        if n and n % size == 0:
+            return f"{n // size}{suffix}"
+    return str(n)
+
+
+def display_memory(n: int) -> str:
+    """For tables: exact when it can be ("64Mi"), else one decimal ("23.3Gi")."""
     for suffix, size in (("Gi", 2**30), ("Mi", 2**20)):
         if n and n % size == 0:
             return f"{n // size}{suffix}"

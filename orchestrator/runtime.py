@@ -76,7 +76,7 @@ class Network:
 
 
 def _name(value: str, what: str) -> str:
-    if not _DNS_LABEL.match(value):
+    if not _DNS_LABEL.fullmatch(value):  # match() would let "$" accept a trailing newline
         raise RuntimeSpecError(f"{what} {value!r} is not a DNS-1123 label")
     return value
 
@@ -125,13 +125,18 @@ def _container_context(pod: Pod, uid: str, c: Container, image: ImageConfig,
         dst.append(m.mount_path)
         ro.append("ro" if m.read_only else "rw")
     cdir = f"{pod_dir(uid)}/containers/{name}"
+    workdir = c.working_dir or image.working_dir or ""
+    if workdir and not workdir.startswith("/"):
+        # `unshare --root=R --wd=rel` chdirs relative to the HOST cwd after the chroot: the
+        # process would start outside its root. runc refuses a relative cwd too.
+        raise RuntimeSpecError(f"container {name}: working directory {workdir!r} is not absolute")
     return {
         "name": name,
         "dir": cdir,
         "start_script": f"{cdir}/start.sh",
         "cgroup_path": f"{uid}/{name}",
         "image_dir": f"{image_dir(image.digest)}/rootfs",
-        "workdir": c.working_dir or image.working_dir or "",
+        "workdir": workdir,
         "argv": list(argv),
         "env": [f"{e.name}={e.value}" for e in env],
         "mount_src": src,

@@ -85,10 +85,7 @@ CAPS = ("-all,+chown,+dac_override,+fowner,+fsetid,+kill,+setgid,+setuid,+setpca
         "+net_bind_service,+net_raw,+sys_chroot,+mknod,+audit_write,+setfcap")
 FORGED_UID = "ffffffff-ffff-ffff-ffff-ffffffffffff"  # a hostile value may try to report for it
 # What a privileged command of the create script may receive: never a manifest string.
-CLEAN_ARG = re.compile(r"[A-Za-z0-9/=._,:+@-]*")
-# Symlinks container.sh.j2 makes in the rootfs before it mounts volumes (securejoin follows them).
-DEV_LINKS = {"dev/ptmx": "pts/ptmx", "dev/fd": "/proc/self/fd", "dev/stdin": "/proc/self/fd/0",
-             "dev/stdout": "/proc/self/fd/1", "dev/stderr": "/proc/self/fd/2"}
+CLEAN_ARG = re.compile(r"[A-Za-z0-9/=._,:+@ \n-]*")  # spaces/newlines: `ip -batch` input
 
 
 # ---------------------------------------------------------------- the sandbox
@@ -96,7 +93,9 @@ DEV_LINKS = {"dev/ptmx": "pts/ptmx", "dev/fd": "/proc/self/fd", "dev/stdin": "/p
 STUB = r"""#!/bin/sh
 # podctl injection test stub: records its argv (NUL-separated, count first), changes nothing.
 printf '%s\0' "${0##*/}" "$#" "$@" >>"${PODCTL_STUB_LOG:-/dev/null}"
-case ${0##*/} in nsenter|tee) cat >/dev/null ;; esac
+case "${0##*/} $*" in
+  tee\ * | *" -batch -"*) printf 'stdin\0%s\0%s\0' 1 "$(cat)" >>"${PODCTL_STUB_LOG:-/dev/null}" ;;
+esac
 exit 0
 """
 
@@ -157,8 +156,9 @@ for dir in "$@"; do
       C=$P/containers/$name
       cp "$C/start.sh" "$dir/host/start-$name.sh"
       mkdir -p "$C/upper" "$C/work" "$C/rootfs"  # what the supervisor does before each start
-      PODCTL_STUB_LOG=$dir/start-$name.log bash "$C/start.sh" </dev/null >"$dir/start-$name.out" 2>"$dir/start-$name.err"
+      PODCTL_STUB_LOG=$dir/start-$name.log bash "$C/start.sh" 0 '{}' </dev/null >"$dir/start-$name.out" 2>"$dir/start-$name.err"
       echo $? >"$dir/start-$name.rc"
+      find "$C/rootfs" -type l -printf '%P\0%l\0' >"$dir/links-$name"  # what securejoin followed
       canary "$dir/canary.start-$name"
     done <"$dir/containers"
   fi
@@ -214,7 +214,10 @@ def sandbox():
     try:
         yield Sandbox(work)
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        if os.environ.get("PODCTL_INJECTION_KEEP"):  # to debug: the case dirs of failed examples
+            print(f"\nkept {work}", file=sys.stderr)
+        else:
+            shutil.rmtree(work, ignore_errors=True)
 
 
 # ---------------------------------------------------------------- hostile strings
@@ -378,12 +381,12 @@ def image_configs(draw, canary: str, ref: str) -> ImageConfig:
     """An image's config is not a manifest, but it reaches the same scripts: fuzz it too
     (without NUL, which image import cannot produce from JSON... and q refuses anyway)."""
     data = hostile(canary, 0).map(no_nul)
-    workdir = draw(st.sampled_from(["", "abs", "rel"]))
+    workdir = draw(st.sampled_from(["", "", "", "", "abs", "abs", "abs", "abs", "abs", "rel"]))
     tail = draw(data)
     return ImageConfig(
         ref=ref, digest=DIGEST,
         entrypoint=tuple(draw(st.lists(data, max_size=2))),
-        cmd=tuple(draw(st.lists(data, min_size=draw(st.integers(0, 1)), max_size=3))),
+        cmd=tuple(draw(st.lists(data, min_size=draw(st.sampled_from([1] * 9 + [0])), max_size=3))),
         env=tuple(EnvVar(env_name_ish(n), v) for n, v in
                   draw(st.lists(st.tuples(hostile(canary), data), max_size=3))),
         working_dir={"": "", "abs": "/" + tail, "rel": tail or "."}[workdir],
@@ -484,6 +487,9 @@ def expected_error_paths(doc: dict) -> set[str]:
     return bad
 
 
+YAML_UNREADABLE = re.compile("[\x7f-\x84\x86-\x9f\ufffe\uffff]")
+
+
 def error_paths(exc: ManifestError) -> set[str]:
     return {e.path for e in (exc.errors if isinstance(exc, ManifestErrors) else [exc])}
 
@@ -493,10 +499,14 @@ def validated(ex: Example) -> Pod | None:
     if ex.route == "dict":
         data, load = ex.doc, lambda: validate_pod(ex.doc, "fuzz.yaml")
     elif ex.route == "json":
-        text = json.dumps(ex.doc, ensure_ascii=False)
+        # Raw unicode, except what PyYAML's reader refuses: parse_documents crashes on it
+        # (see test_json_manifest_with_a_raw_del_character_is_read).
+        text = YAML_UNREADABLE.sub(lambda m: f"\\u{ord(m[0]):04x}", json.dumps(ex.doc, ensure_ascii=False))
         data, load = json.loads(text), lambda: parse_documents(text, "fuzz.json")[0].obj
     else:
         text = yaml.safe_dump(ex.doc, allow_unicode=True, sort_keys=False)
+        if yaml.safe_load(text) != ex.doc:  # PyYAML folds a raw NEL in '...'; "..." escapes it
+            text = yaml.safe_dump(ex.doc, allow_unicode=True, sort_keys=False, default_style='"')
         data, load = yaml.safe_load(text), lambda: parse_documents(text, "fuzz.yaml")[0].obj
     assert data == ex.doc, f"{ex.route} did not round-trip the manifest (a test bug)"
     expected = expected_error_paths(data)
@@ -515,9 +525,10 @@ def validated(ex: Example) -> Pod | None:
 # ---------------------------------------------------------------- expectations
 
 
-def resolve_in_root(root: str, path: str) -> str:
-    """What securejoin (lib.sh.j2) must return in the sandbox's rootfs: symlinks are the
-    /dev links the start script makes; '..' never leaves the root."""
+def resolve_in_root(root: str, path: str, links: dict[str, str]) -> str:
+    """Where securejoin (lib.sh.j2) must put `path` in the sandbox's rootfs, given its
+    symlinks (relative path -> target, as recorded after the start script): symlinks are
+    followed inside the root and '..' never leaves it."""
     cur: list[str] = []
     todo = path.split("/")
     while todo:
@@ -527,7 +538,7 @@ def resolve_in_root(root: str, path: str) -> str:
         if comp == "..":
             cur = cur[:-1]
             continue
-        link = DEV_LINKS.get("/".join([*cur, comp]))
+        link = links.get("/".join([*cur, comp]))
         if link is not None:
             cur = [] if link.startswith("/") else cur
             todo = link.split("/") + todo
@@ -606,12 +617,13 @@ def check_case(case: Case) -> list[str]:
     created = results[uid].ok
     case.outcome["created"] = created
     if not created and not any(e.startswith(("error ", "image-missing ")) for e in results[uid].events):
-        problems.append(f"create failed without an error line: {results[uid]}")
+        err = (d / "create.err").read_text(errors="replace")[-1000:]
+        problems.append(f"create failed without an error line: {results[uid]}, stderr {err!r}")
     calls = stub_calls(d / "create.log")
     for call in calls:
-        if call[0] not in ("ip", "unshare", "nsenter", "mount", "umount", "setsid"):
+        if call[0] not in ("ip", "unshare", "nsenter", "mount", "umount", "setsid", "stdin"):
             problems.append(f"create ran {call!r}")
-        if not all(CLEAN_ARG.fullmatch(a) for a in call[1:]):
+        if not all(CLEAN_ARG.fullmatch(a) for a in call[1:]) or any("\n" in a for a in call[1:] if call[0] != "stdin"):
             problems.append(f"create passed a non-podctl value to {call!r}")
         if call[0] == "mount" and not (inside(call[-1], pod_dir(uid)) or inside(call[-1], run_dir(uid))):
             problems.append(f"create mounted outside the pod: {call!r}")
@@ -653,11 +665,18 @@ def check_case(case: Case) -> list[str]:
         for call in calls:
             if call[0] == "mount" and not inside(call[-1], root):
                 problems.append(f"{name}: mount outside the rootfs: {call!r}")
-        volume_calls = [call[1:] for call in calls if call[0] == "mount"
-                        and (call[1] == "--rbind" or call[1:3] == ["-o", "remount,bind,ro"])]
+        volume_calls, targets = [], set()  # the volume loop: binds of mount_src, then remounts
+        for call in calls:
+            if call[0] == "mount" and call[1] == "--rbind" and call[2] in c["mount_src"]:
+                volume_calls.append(call[1:])
+                targets.add(call[-1])
+            elif call[0] == "mount" and call[1:3] == ["-o", "remount,bind,ro"] and call[-1] in targets:
+                volume_calls.append(call[1:])
+        found = nul_list(d / f"links-{name}")
+        links = dict(zip(found[::2], found[1::2]))
         wanted_volumes = []
         for src, dst, ro in zip(c["mount_src"], c["mount_dst"], c["mount_ro"]):
-            target = resolve_in_root(root, dst)
+            target = resolve_in_root(root, dst, links)
             wanted_volumes.append(["--rbind", src, target])
             if ro == "ro":
                 wanted_volumes.append(["-o", "remount,bind,ro", target])
@@ -699,6 +718,7 @@ def test_hostile_pods_only_run_what_they_declare(sandbox: Sandbox):
     failures: list[str] = []
     outcomes: list[dict] = []
     pool = ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1)))
+    keep = bool(os.environ.get("PODCTL_INJECTION_KEEP"))
     futures = []
 
     def run_chunk(cases: list[Case]) -> None:
@@ -710,7 +730,7 @@ def test_hostile_pods_only_run_what_they_declare(sandbox: Sandbox):
                 failures.append(f"{case.dir.name} ({case.example.route}) manifest:\n"
                                 f"{json.dumps(case.example.doc, ensure_ascii=True, indent=1)}\n"
                                 f"images: {case.example.images!r}\n  " + "\n  ".join(problems))
-            else:
+            elif not keep:
                 shutil.rmtree(case.dir, ignore_errors=True)
 
     def flush() -> None:
@@ -780,28 +800,33 @@ def runtime_refusal(pod: Pod, images: dict) -> str | None:
 
 
 def test_mkpath_in_root_keeps_symlinks_and_dotdot_inside_root(sandbox: Sandbox, tmp_path):
+    """securejoin/mkpath (lib.sh.j2) against a rootfs whose symlinks point out of it."""
     root = tmp_path / "root"
     (root / "etc").mkdir(parents=True)
     (root / "data").symlink_to("/etc")
     (root / "link").symlink_to("../../..")
     (root / "loop").symlink_to("loop")
-    lib = render("lib.sh.j2")
-    script = lib + r"""
+    script = render("lib.sh.j2") + r"""
 set -u
 root=$1; shift
 while [ $# -gt 0 ]; do
-  if mkpath_in_root "$root" "$1" "$2"; then printf 'ok\0%s\0' "$REPLY"; else printf 'error\0\0'; fi
+  if mkpath_var "$root" "$1" "$2"; then
+    printf 'ok\0%s\0' "$MP"
+    [ "$(mkpath_in_root "$root" "$1" "$2"; echo .)" = "$MP"$'\n.' ] || printf 'mkpath_in_root differs\0\0'
+  else
+    printf 'error\0\0'
+  fi
   shift 2
 done
 """
-    cases = [  # (path in the container, kind, where it must land)
+    cases = [  # (path in the container, kind, where it must land in the root)
         ("/data/x", "dir", "/etc/x"),
         ("/link/x", "dir", "/x"),
         ("/link/../../y", "dir", "/y"),
         ("/../../etc/z", "dir", "/etc/z"),
         ("/data/../../../w", "dir", "/w"),
         ("/data/f", "file", "/etc/f"),
-        ("/..\n", "dir", "/..\n"),  # a trailing newline is part of the name, not a '..'
+        ("/..\n", "dir", "/..\n"),  # a trailing newline is part of the name: not '..'
         ("/etc/n\n", "file", "/etc/n\n"),
         ("/loop/x", "dir", None),  # too many symlinks
     ]
@@ -818,6 +843,18 @@ done
         assert (Path(host).is_dir() if kind == "dir" else Path(host).is_file()), path
     outside = [p for p in tmp_path.rglob("*") if not (p == root or root in p.parents)]
     assert outside == [], f"created outside the root: {outside}"
+
+
+@pytest.mark.xfail(strict=True, raises=yaml.YAMLError, reason=(
+    "BUG orchestrator/manifests.py _json_document: _Loader(text) is built outside its try, so "
+    "valid JSON holding a raw DEL/C1 character (allowed in JSON strings) escapes as "
+    "yaml.reader.ReaderError instead of being read; when fixed, drop this mark and "
+    "YAML_UNREADABLE"))
+def test_json_manifest_with_a_raw_del_character_is_read():
+    doc = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web"},
+           "spec": {"containers": [{"name": "app", "image": "busybox", "args": ["\x7f\x85\x9b"]}]}}
+    pod = parse_documents(json.dumps(doc, ensure_ascii=False), "pod.json")[0].obj
+    assert pod.spec.containers[0].args == ("\x7f\x85\x9b",)
 
 
 def test_runtime_refuses_unvalidated_names():

@@ -144,3 +144,10 @@ def test_golden_scripts(name):
         r = subprocess.run(["shellcheck", "-s", "bash", "-S", "warning", "-"], input=script.encode(),
                            capture_output=True)
         assert r.returncode == 0, r.stdout.decode()
+
+
+def test_manifest_field_table_in_docs_is_current():
+    from orchestrator.manifests import fields_markdown
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "manifest-fields.md").read_text()
+    assert fields_markdown().strip() in doc, "regenerate docs/manifest-fields.md (see its header)"
