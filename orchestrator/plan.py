@@ -49,8 +49,10 @@ class Plan:
 
 
 def ordered(actions: list[Action]) -> tuple[Action, ...]:
+    """Orphans first (whatever the host), then per host: deletes, pushes, creates."""
+
     def key(a: Action):
         orphan_first = 0 if (a.verb == "delete" and not a.pod) else 1
-        return (a.host or "", VERB_ORDER[a.verb], orphan_first, a.pod, a.uid, a.digest)
+        return (orphan_first, a.host or "", VERB_ORDER[a.verb], a.pod, a.uid, a.digest)
 
     return tuple(sorted(actions, key=key))
