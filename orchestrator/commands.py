@@ -77,12 +77,28 @@ def _print_report(report: RunReport, quiet: bool, verbose: bool = False) -> None
         click.echo(line, err=True)
 
 
-def _run(config: Config, dry_run: bool):
-    return asyncio.run(Controller(config).run(dry_run=dry_run))
+def _run(config: Config, dry_run: bool, progress: bool = False):
+    """One controller run; on a terminal (and not -q) a progress line on stderr."""
+    if not progress or not sys.stderr.isatty():
+        return asyncio.run(Controller(config).run(dry_run=dry_run))
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
+
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task("probing hosts", total=None)
+
+        def on_plan(plan):
+            bar.update(task, description=f"applying: {plan.summary()}", total=len(plan.hosts()), completed=0)
+
+        def on_host_done(report):
+            bar.advance(task)
+
+        return asyncio.run(Controller(config).run(dry_run=dry_run, on_plan=on_plan, on_host_done=on_host_done))
 
 
 def reconcile(config: Config, quiet: bool, as_json: bool) -> int:
-    report = _run(config, dry_run=False)
+    report = _run(config, dry_run=False, progress=not (quiet or as_json))
     if as_json:
         click.echo(json.dumps(report_json(report), indent=2))
     else:

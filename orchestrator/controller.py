@@ -144,12 +144,15 @@ class Controller:
             cidrs[h.name] = store.assign_pod_cidr(h.name, requested=h.pod_cidr)
         return cidrs
 
-    async def run(self, *, dry_run: bool = False, on_host_done=None, transport=None) -> RunReport:
+    async def run(self, *, dry_run: bool = False, on_host_done=None, transport=None,
+                  on_plan=None) -> RunReport:
         """One reconcile; with dry_run the plan is computed and nothing changes anywhere.
 
         `transport`: an open transport to reuse (warm connections, e.g. a watch loop);
-        by default the run opens its own and closes it at the end.
+        by default the run opens its own and closes it at the end. `on_plan(plan)` and
+        `on_host_done(report)` let a terminal show progress.
         """
+        self.on_plan = on_plan
         config = self.config
         inventory = require_inventory(config)
         if dry_run:
@@ -190,6 +193,8 @@ class Controller:
                     self._forget(store, plan, now)
                 report.executed = not dry_run
                 return report
+            if getattr(self, "on_plan", None):
+                self.on_plan(plan)
             contexts = self._contexts(plan, pods, images, cidrs)
             hosts = {h.name: h for h in inventory.hosts}
             report.hosts = await execute(plan, transport, hosts, contexts, images,
