@@ -19,7 +19,7 @@ import yaml
 from .config import Config
 from .controller import (Controller, RunReport, host_capacity, open_store, open_transport, pod_images,
                          probe_hosts, require_inventory, row_pod)
-from .errors import UsageError
+from .errors import LockHeld, UsageError
 from .images import ImageStore, build_busybox_image
 from .manifests import load_manifests
 from .model import Manifest, Pod
@@ -163,7 +163,12 @@ def apply(config: Config, files: list[Path], reconcile: bool, quiet: bool) -> in
             click.echo(line)
     if not reconcile:
         return 0
-    report = _run(config, dry_run=False)
+    try:
+        report = _run(config, dry_run=False)
+    except LockHeld as exc:
+        # The objects are recorded: the run that holds the lock (or the next) acts on them.
+        raise LockHeld(f"{exc}\nthe objects above are recorded; the running reconcile or the next one "
+                       f"will act on them") from exc
     _print_report(report, quiet=True)
     return report.exit_code
 
