@@ -134,7 +134,9 @@ OBJECT_FIELDS: dict[str, dict[str, Rule]] = {
         **dict.fromkeys(("hostNetwork", "hostPID", "hostIPC", "shareProcessNamespace"),
                         NoOp((False,), "the default: each pod gets its own namespaces")),
         "securityContext": NoOp(({},), "an empty securityContext asks for nothing"),
-        **_not_yet("initContainers", "ephemeralContainers", "affinity", "tolerations",
+        "tolerations": Supported("key, operator, value, effect, tolerationSeconds, as "
+                                 "Kubernetes validates them (DaemonSets need them)"),
+        **_not_yet("initContainers", "ephemeralContainers", "affinity",
                    "topologySpreadConstraints", "serviceAccountName", "serviceAccount",
                    "automountServiceAccountToken", "imagePullSecrets", "activeDeadlineSeconds",
                    "dnsConfig", "hostAliases", "hostUsers", "hostname", "subdomain",
@@ -193,6 +195,77 @@ OBJECT_FIELDS: dict[str, dict[str, Rule]] = {
                              "type": Supported("'', DirectoryOrCreate, Directory, "
                                                "FileOrCreate, File, Socket, CharDevice, "
                                                "BlockDevice")},
+    "Toleration": {"key": Supported("a label key; empty (with Exists) matches every taint"),
+                   "operator": Supported("Equal (default) or Exists"),
+                   "value": Supported("a label value; empty with Exists"),
+                   "effect": Supported("'' (all), NoSchedule, PreferNoSchedule, NoExecute"),
+                   "tolerationSeconds": Supported("integer, with effect NoExecute (kept; "
+                                                  "podctl does not evict on taints yet)")},
+    # ------------------------------------------------------------ workloads
+    # (validated by orchestrator/workloads/validation.py; pods follow the Pod rules above)
+    **{kind: {"apiVersion": Supported(api), "kind": Supported(kind), "metadata": Supported(),
+              "spec": Supported(),
+              "status": Ignored("observed state; ignored like kubectl apply does")}
+       for kind, api in (("Deployment", "apps/v1"), ("Job", "batch/v1"),
+                         ("DaemonSet", "apps/v1"))},
+    "DeploymentSpec": {
+        "replicas": Supported("integer >= 0, default 1"),
+        "selector": Supported("matchLabels and/or matchExpressions, matching the template"),
+        "template": Supported("metadata.labels/annotations and a pod spec (restartPolicy "
+                              "Always)"),
+        "strategy": Supported("RollingUpdate (default) or Recreate"),
+        "minReadySeconds": Supported("integer >= 0, default 0"),
+        "revisionHistoryLimit": Supported("integer >= 0, default 10"),
+        "paused": Supported("boolean: no rollout while true"),
+        "progressDeadlineSeconds": Supported("integer > minReadySeconds, default 600"),
+    },
+    "DeploymentStrategy": {"type": Supported("RollingUpdate (default) or Recreate"),
+                           "rollingUpdate": Supported("maxSurge, maxUnavailable")},
+    "RollingUpdateDeployment": {
+        "maxSurge": Supported("integer or percent (rounded up), default 25%"),
+        "maxUnavailable": Supported("integer or percent <= 100% (rounded down), default 25%; "
+                                    "not 0 with maxSurge 0")},
+    "PodTemplateSpec": {"metadata": Supported("labels, annotations (a name is ignored)"),
+                        "spec": Supported("a pod spec, as for kind Pod")},
+    "LabelSelector": {"matchLabels": Supported("label key -> value"),
+                      "matchExpressions": Supported("key, operator In/NotIn/Exists/"
+                                                    "DoesNotExist, values")},
+    "LabelSelectorRequirement": {"key": Supported("a label key"),
+                                 "operator": Supported("In, NotIn, Exists, DoesNotExist"),
+                                 "values": Supported("non-empty for In/NotIn, empty otherwise")},
+    "JobSpec": {
+        "completions": Supported("integer >= 0; default 1 (unset with parallelism: done "
+                                 "after the first success)"),
+        "parallelism": Supported("integer >= 0, default 1"),
+        "backoffLimit": Supported("integer >= 0, default 6"),
+        "activeDeadlineSeconds": Supported("integer >= 1"),
+        "ttlSecondsAfterFinished": Supported("integer >= 0: the Job is deleted that long "
+                                             "after it finished"),
+        "completionMode": Supported("NonIndexed (Indexed is not supported yet)"),
+        "selector": Supported("optional (generated from the Job's uid); must match the "
+                              "template"),
+        "manualSelector": Supported("boolean; true requires a selector"),
+        "template": Supported("a pod template with restartPolicy OnFailure or Never"),
+        "suspend": NoOp((False,), "the default: the Job runs"),
+        "podReplacementPolicy": NoOp(("TerminatingOrFailed",),
+                                     "the default: a terminating pod is replaced at once"),
+        **_not_yet("podFailurePolicy", "successPolicy", "backoffLimitPerIndex",
+                   "maxFailedIndexes", "managedBy"),
+    },
+    "DaemonSetSpec": {
+        "selector": Supported("matchLabels and/or matchExpressions, matching the template"),
+        "template": Supported("a pod template (restartPolicy Always); nodeSelector and "
+                              "tolerations choose the hosts"),
+        "updateStrategy": Supported("RollingUpdate (default) or OnDelete"),
+        "minReadySeconds": Supported("integer >= 0, default 0"),
+        "revisionHistoryLimit": Supported("integer >= 0, default 10"),
+    },
+    "DaemonSetUpdateStrategy": {"type": Supported("RollingUpdate (default) or OnDelete"),
+                                "rollingUpdate": Supported("maxUnavailable")},
+    "RollingUpdateDaemonSet": {
+        "maxUnavailable": Supported("integer >= 1 or percent (rounded up), default 1"),
+        "maxSurge": NoOp((0, "0%"), "the default: a host's old pod stops before its new one "
+                                    "starts")},
 }
 
 _VOLUME_SOURCES = tuple(k for k in OBJECT_FIELDS["Volume"] if k != "name")
@@ -574,6 +647,8 @@ def _pod_spec(ctx: _Ctx, value: Any, path: FieldPath) -> PodSpec:
                           dns1123_subdomain_problem)
     selector = _string_map(ctx, spec.get("nodeSelector"), path + ("nodeSelector",),
                            label_value_problem)
+    # Validated here, kept in the raw document (PodSpec has no field for them yet)
+    _tolerations(ctx, spec.get("tolerations"), path + ("tolerations",))
     return PodSpec(
         containers=containers,
         volumes=volumes,
@@ -859,8 +934,39 @@ def _volume_to_k8s(v: Volume) -> dict:
 
 # ---------------------------------------------------------------- kinds
 
+def _tolerations(ctx: _Ctx, value: Any, path: FieldPath) -> tuple:
+    from .workloads.validation import tolerations  # it imports this module
+    return tolerations(ctx, value, path)
+
+
+def _workload(kind: str) -> Callable[[_Ctx, dict], Any]:
+    """The validator of a workload kind, in orchestrator/workloads/validation.py."""
+    def validate(ctx: _Ctx, doc: dict) -> Any:
+        from .workloads.validation import VALIDATORS  # it imports this module
+        return VALIDATORS[kind](ctx, doc)
+    return validate
+
+
+def validate_pod_template(doc: Any, source: str, path: FieldPath | str = ("spec", "template")):
+    """A workload's pod template (metadata + spec, validated by the Pod rules) ->
+    workloads.specs.PodTemplate, or ManifestError(s) naming `source` and `path`
+    (a tuple of fields, or dotted text such as "spec.template")."""
+    from .workloads.validation import pod_template
+    if isinstance(path, str):
+        path = tuple(path.split(".")) if path else ()
+    ctx = _Ctx(file=source)
+    template = pod_template(ctx, doc, tuple(path))
+    _raise_collected(ctx.errors)
+    return template
+
+
 # (apiVersion, kind) -> validator returning an object with `.meta` (an ObjectMeta)
-KINDS: dict[tuple[str, str], Callable[[_Ctx, dict], Any]] = {("v1", "Pod"): _pod}
+KINDS: dict[tuple[str, str], Callable[[_Ctx, dict], Any]] = {
+    ("v1", "Pod"): _pod,
+    ("apps/v1", "Deployment"): _workload("Deployment"),  # -> workloads.specs.Deployment
+    ("batch/v1", "Job"): _workload("Job"),  # -> workloads.specs.Job
+    ("apps/v1", "DaemonSet"): _workload("DaemonSet"),  # -> workloads.specs.DaemonSet
+}
 
 # Kubernetes kinds podctl will grow into: a clear "not yet" rather than "unknown kind"
 KNOWN_KINDS = {"Deployment": "apps/v1", "StatefulSet": "apps/v1", "DaemonSet": "apps/v1",

@@ -616,9 +616,12 @@ def check_case(case: Case) -> list[str]:
         return problems
     created = results[uid].ok
     case.outcome["created"] = created
-    if not created and not any(e.startswith(("error ", "image-missing ")) for e in results[uid].events):
-        err = (d / "create.err").read_text(errors="replace")[-1000:]
-        problems.append(f"create failed without an error line: {results[uid]}, stderr {err!r}")
+    # A failure must say why: an error event, or (a command failing inside a function
+    # exits through `set -e` without the ERR trap, which functions do not inherit) stderr.
+    err = (d / "create.err").read_text(errors="replace")
+    if not created and not any(e.startswith(("error ", "image-missing ")) for e in results[uid].events) \
+            and not err.strip():
+        problems.append(f"create failed silently: {results[uid]}")
     calls = stub_calls(d / "create.log")
     for call in calls:
         if call[0] not in ("ip", "unshare", "nsenter", "mount", "umount", "setsid", "stdin"):
@@ -637,8 +640,14 @@ def check_case(case: Case) -> list[str]:
                   "hosts": ctx["hosts_file"], "hostname": ctx["name"] + "\n"}
         wanted |= {f"start-{c['name']}.sh": c["script"] for c in ctx["containers"]}
         for name, text in wanted.items():
-            if not (host / name).exists() or (host / name).read_bytes() != text.encode():
-                problems.append(f"{name} on the host differs from the rendered one")
+            want = text.encode()
+            got = (host / name).read_bytes() if (host / name).exists() else None
+            if got is None:
+                problems.append(f"{name} is missing on the host (files there: {sorted(os.listdir(host))})")
+            elif got != want:
+                i = next((i for i, (a, b) in enumerate(zip(got, want)) if a != b), min(len(got), len(want)))
+                problems.append(f"{name} on the host differs from the rendered one at byte {i}: "
+                                f"{got[max(0, i - 40):i + 40]!r} != {want[max(0, i - 40):i + 40]!r}")
 
     # hostPath: made where declared, and nothing else under /srv
     host_paths = [v for v in ctx["volumes"] if v["kind"] == "hostPath"]
@@ -646,7 +655,7 @@ def check_case(case: Case) -> list[str]:
     allowed = {"/srv"}
     for v, state in zip(host_paths, states):
         p = v["source"]
-        allowed |= {p} | {p[:i] for i in range(len(p)) if p[i] == "/"}
+        allowed |= {posixpath.normpath(a) for a in [p, *(p[:i] for i in range(1, len(p)) if p[i] == "/")]}
         want = {"": "d", "DirectoryOrCreate": "d", "Directory": "d", "FileOrCreate": "f",
                 "File": "f"}.get(v["host_path_type"])
         if created and want and state != want:
@@ -709,77 +718,140 @@ def check_case(case: Case) -> list[str]:
 # ---------------------------------------------------------------- tests
 
 
-def test_hostile_pods_only_run_what_they_declare(sandbox: Sandbox):
-    started = time.monotonic()
-    canary = str(sandbox.canary)
-    stats = {"examples": 0, "rejected": 0, "refused-at-runtime": 0, "run": 0}
-    counter = itertools.count(1)
-    pending: list[Case] = []
-    failures: list[str] = []
-    outcomes: list[dict] = []
-    pool = ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1)))
-    keep = bool(os.environ.get("PODCTL_INJECTION_KEEP"))
-    futures = []
+class Fuzz:
+    """Validates examples, renders the valid ones, and runs them in sandboxes: `chunk`
+    examples per sandbox process, up to one process per CPU at a time."""
 
-    def run_chunk(cases: list[Case]) -> None:
-        sandbox.run([c.dir for c in cases])
-        for case in cases:
-            problems = check_case(case)
-            outcomes.append(case.outcome)
-            if problems:
-                failures.append(f"{case.dir.name} ({case.example.route}) manifest:\n"
-                                f"{json.dumps(case.example.doc, ensure_ascii=True, indent=1)}\n"
-                                f"images: {case.example.images!r}\n  " + "\n  ".join(problems))
-            elif not keep:
-                shutil.rmtree(case.dir, ignore_errors=True)
+    def __init__(self, sandbox: Sandbox, chunk: int = 40):
+        self.sandbox, self.chunk = sandbox, chunk
+        self.stats = {"examples": 0, "rejected": 0, "refused-at-runtime": 0, "run": 0}
+        self.uids = itertools.count(1)
+        self.pending: list[Case] = []
+        self.failures: list[str] = []
+        self.outcomes: list[dict] = []
+        self.pool = ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1)))
+        self.futures: list = []
+        self.keep = bool(os.environ.get("PODCTL_INJECTION_KEEP"))
 
-    def flush() -> None:
-        if pending:
-            futures.append(pool.submit(run_chunk, list(pending)))
-            pending.clear()
-
-    @settings(max_examples=EXAMPLES, deadline=None, database=None,
-              phases=[Phase.explicit, Phase.generate, Phase.shrink],
-              suppress_health_check=list(HealthCheck))
-    @given(examples(canary))
-    def one(ex: Example) -> None:
-        stats["examples"] += 1
+    def add(self, ex: Example) -> None:
+        """Check validation and pod_context at once (AssertionError); queue a valid pod."""
+        self.stats["examples"] += 1
         pod = validated(ex)
         if pod is None:
-            stats["rejected"] += 1
+            self.stats["rejected"] += 1
             return
-        uid = str(uuid.UUID(int=next(counter)))
+        uid = str(uuid.UUID(int=next(self.uids)))
         refusal = runtime_refusal(pod, ex.images)
         try:
             ctx = pod_context(pod, uid, ex.images, NET)
         except PodctlError as exc:
             assert refusal and refusal in str(exc), f"pod_context refused: {exc!r}"
-            stats["refused-at-runtime"] += 1
+            self.stats["refused-at-runtime"] += 1
             return
         assert not refusal, f"pod_context accepted a pod it must refuse: {refusal}"
-        case = Case(sandbox.work / "cases" / uid, ex, pod, ctx)
+        case = Case(self.sandbox.work / "cases" / uid, ex, pod, ctx)
         case.write()
-        stats["run"] += 1
-        pending.append(case)
-        if len(pending) >= 40:
-            flush()
+        self.stats["run"] += 1
+        self.pending.append(case)
+        if len(self.pending) >= self.chunk:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self.pending:
+            self.futures.append(self.pool.submit(self._run, list(self.pending)))
+            self.pending.clear()
+
+    def _run(self, cases: list[Case]) -> None:
+        self.sandbox.run([c.dir for c in cases])
+        for case in cases:
+            problems = check_case(case)
+            self.outcomes.append(case.outcome)
+            if problems:
+                self.failures.append(
+                    f"{case.dir.name} ({case.example.route}) manifest:\n"
+                    f"{json.dumps(case.example.doc, ensure_ascii=True, indent=1)}\n"
+                    f"images: {case.example.images!r}\n  " + "\n  ".join(problems))
+            elif not self.keep:
+                shutil.rmtree(case.dir, ignore_errors=True)
+
+    def finish(self) -> None:
+        """Run what is queued, wait, and fail with the first offending manifests."""
+        try:
+            self._flush()
+            for f in self.futures:
+                f.result()
+        finally:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+        assert not self.failures, (f"{len(self.failures)} of {self.stats['run']} examples failed:\n\n"
+                                   + "\n\n".join(self.failures[:5]))
+
+    def summary(self) -> str:
+        created = sum(1 for o in self.outcomes if o.get("created"))
+        starts = sum(o.get("started", 0) for o in self.outcomes)
+        return (f"{self.stats}, created {created}/{len(self.outcomes)} pods, "
+                f"{starts} container starts ran to exec")
+
+
+def test_hostile_pods_only_run_what_they_declare(sandbox: Sandbox):
+    started = time.monotonic()
+    fuzz = Fuzz(sandbox)
+
+    @settings(max_examples=EXAMPLES, deadline=None, database=None,
+              phases=[Phase.explicit, Phase.generate, Phase.shrink],
+              suppress_health_check=list(HealthCheck))
+    @given(examples(str(sandbox.canary)))
+    def one(ex: Example) -> None:
+        fuzz.add(ex)
 
     try:
         one()
-        flush()
-        for f in futures:
-            f.result()
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)
-    elapsed = time.monotonic() - started
+        fuzz.finish()
+    print(f"\ninjection fuzz: {fuzz.summary()}, {time.monotonic() - started:.1f}s", file=sys.stderr)
+    # the fuzz is only worth something if most examples get through to the end
+    stats, outcomes = fuzz.stats, fuzz.outcomes
     created = sum(1 for o in outcomes if o.get("created"))
-    containers = sum(o.get("started", 0) for o in outcomes)
-    print(f"\ninjection fuzz: {stats}, created {created}/{len(outcomes)} pods, "
-          f"{containers} container starts ran to exec, {elapsed:.1f}s", file=sys.stderr)
-    assert not failures, f"{len(failures)} of {stats['run']} examples failed:\n\n" + "\n\n".join(failures[:5])
-    # the fuzz is only worth something if most examples get through
-    assert stats["run"] >= 0.4 * stats["examples"] and created >= 0.6 * len(outcomes), stats
-    assert containers >= created, "too few containers reached their exec"
+    assert stats["run"] >= 0.4 * stats["examples"] and created >= 0.6 * len(outcomes), fuzz.summary()
+    assert sum(o.get("started", 0) for o in outcomes) >= created, fuzz.summary()
+
+
+def hand_picked(canary: str) -> list[Example]:
+    """Specs that once broke something, or nearly: each must pass like any fuzzed one."""
+    frags = [no_nul(f) for f in fragments(canary)]
+    image = {"busybox": ImageConfig(ref="busybox", digest=DIGEST, cmd=("sh",),
+                                    env=(EnvVar("PATH", "/bin"), EnvVar(f"$(touch {canary})", "`x`")))}
+
+    def pod(**container) -> Example:
+        volumes = container.pop("volumes", [{"name": "data", "emptyDir": {}}])
+        doc = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web"},
+               "spec": {"volumes": volumes, "containers": [{"name": "app", "image": "busybox", **container}]}}
+        return Example(doc, image, "dict", True)
+
+    return [
+        pod(command=frags, args=frags),
+        pod(env=[{"name": env_name_ish(f), "value": f} for f in frags] + [{"name": "HOSTNAME", "value": "\n"}]),
+        # $(...) would drop a trailing newline: '/..\n' must not become '..' (the parent)
+        pod(volumeMounts=[{"name": "data", "mountPath": p} for p in ("/..\n", "/x\n", "/.\n/y", "/dev\n")],
+            workingDir="/..\n"),
+        pod(workingDir=f"/$(touch {canary})/`touch {canary}`/;touch {canary}\n"),
+        pod(volumes=[{"name": "h", "hostPath": {"path": f"/srv/v0/x\n/{name}", "type": kind}}
+                     for name, kind in (("f", "FileOrCreate"),)],
+            volumeMounts=[{"name": "h", "mountPath": "/f\n"}]),
+        pod(volumes=[{"name": f"h{i}", "hostPath": {"path": f"/srv/v{i}/{f}", "type": kind}}
+                     for i, (f, kind) in enumerate(zip(frags[10:16], ["", "DirectoryOrCreate", "FileOrCreate"] * 2))],
+            volumeMounts=[{"name": f"h{i}", "mountPath": f"/m{i}/{f.replace(':', '_')}", "readOnly": i % 2 == 0}
+                          for i, f in enumerate(frags[10:16]) if ".." not in f.split("/")]),
+    ]
+
+
+def test_hand_picked_hostile_pods(sandbox: Sandbox):
+    fuzz = Fuzz(sandbox)
+    cases = hand_picked(str(sandbox.canary))
+    for ex in cases:
+        fuzz.add(ex)
+    fuzz.finish()
+    assert fuzz.stats["run"] == len(cases), fuzz.summary()
+    assert all(o.get("created") for o in fuzz.outcomes), fuzz.summary()
 
 
 def runtime_refusal(pod: Pod, images: dict) -> str | None:

@@ -261,9 +261,9 @@ def test_fields_that_ask_for_nothing_are_accepted(extra):
     assert pod.name == "web" and pod.namespace == "default"
 
 
-NO_OPS = [(obj, name, value) for obj, table in OBJECT_FIELDS.items()
-          for name, rule in table.items() if isinstance(rule, NoOp) for value in rule.values]
 WHERE = {"PodSpec": "spec", "Container": "spec.containers[0]"}
+NO_OPS = [(obj, name, value) for obj, table in OBJECT_FIELDS.items() if obj in WHERE
+          for name, rule in table.items() if isinstance(rule, NoOp) for value in rule.values]
 
 
 @pytest.mark.parametrize("obj, name, value", NO_OPS, ids=[f"{o}.{n}={v}" for o, n, v in NO_OPS])
@@ -286,7 +286,7 @@ def test_fields_table_renders_for_the_readme():
     ("pods__two-container-pod.yaml", []),
     ("debug__counter-pod.yaml", []),
     ("pods__multi-container__startup-coordination.yaml", ["spec.initContainers"]),
-    ("application__deployment-sidecar.yaml", ["kind Deployment"]),
+    ("application__deployment-sidecar.yaml", ["spec.template.spec.initContainers"]),
 ])
 def test_shared_examples_parse_or_fail_only_with_not_yet(name, not_yet):
     path = EXAMPLES / name
@@ -325,11 +325,11 @@ NOT_YET = "not supported by podctl yet"
 ERROR_CASES = [
     # kinds
     ("no-apiVersion", {"apiVersion": DELETE}, "apiVersion", ["required", "Pod"]),
-    ("no-kind", {"kind": DELETE}, "kind", ["required", "supported: Pod"]),
+    ("no-kind", {"kind": DELETE}, "kind", ["required", "supported: DaemonSet, Deployment, Job, Pod"]),
     ("pod-wrong-api", {"apiVersion": "apps/v1"}, "apiVersion",
      ["'apps/v1' is not valid for kind Pod", "allowed: v1"]),
     ("unknown-kind", {"kind": "Pdo"}, "kind", ["unknown kind 'Pdo'", "did you mean 'Pod'?",
-                                               "supported: Pod"]),
+                                               "supported: DaemonSet, Deployment, Job, Pod"]),
     ("unknown-top", {"specs": {}}, "specs", ["unknown field 'specs'", "did you mean 'spec'?"]),
     # metadata
     ("no-metadata", {"metadata": DELETE}, "metadata", ["required"]),
@@ -579,7 +579,7 @@ def test_every_not_yet_field_is_an_error_naming_it(obj, name):
 
 
 @pytest.mark.parametrize("name", [
-    "initContainers", "ephemeralContainers", "affinity", "tolerations", "hostNetwork",
+    "initContainers", "ephemeralContainers", "affinity", "hostNetwork",
     "shareProcessNamespace", "serviceAccountName", "imagePullSecrets",
     "topologySpreadConstraints", "securityContext",
 ])
@@ -589,15 +589,14 @@ def test_brief_listed_pod_fields_are_not_yet(name):
 
 
 @pytest.mark.parametrize("api, kind", [
-    ("apps/v1", "Deployment"), ("apps/v1", "StatefulSet"), ("apps/v1", "DaemonSet"),
-    ("apps/v1", "ReplicaSet"), ("batch/v1", "Job"), ("batch/v1", "CronJob"),
+    ("apps/v1", "StatefulSet"), ("apps/v1", "ReplicaSet"), ("batch/v1", "CronJob"),
     ("v1", "ConfigMap"), ("v1", "Secret"), ("v1", "Service"),
 ])
 def test_other_kinds_are_not_yet(api, kind):
     assert KNOWN_KINDS[kind] == api
     message = errors_of(f"apiVersion: {api}\nkind: {kind}\nmetadata: {{name: x}}\n")
     assert message == (f"bad.yaml:2 (document 1): kind: kind {kind} is not supported by podctl "
-                       "yet (supported: Pod)")
+                       "yet (supported: DaemonSet, Deployment, Job, Pod)")
 
 
 # ---------------------------------------------------------------- names become paths

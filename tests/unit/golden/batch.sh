@@ -230,10 +230,11 @@ report() { local IFS=' '; printf '@@podctl %s\n' "$*"; }
 report_result() { report result "$1" "$2"; }
 
 hostpath_prepare() {
-  local path=$1 type=$2
+  local path=$1 type=$2 dir
   case "$type" in
     DirectoryOrCreate) mkdir -p "$path" ;;
-    FileOrCreate) mkdir -p "$(dirname "$path")"; [ -e "$path" ] || : >"$path" ;;
+    # (the "." keeps $(...) from eating a trailing newline of the directory's name)
+    FileOrCreate) dir=$(dirname -- "$path"; echo .); mkdir -p "${dir%$'\n.'}"; [ -e "$path" ] || : >"$path" ;;
     Directory) [ -d "$path" ] || { echo "hostPath $path is not a directory" >&2; return 1; } ;;
     File) [ -f "$path" ] || { echo "hostPath $path is not a file" >&2; return 1; } ;;
     Socket) [ -S "$path" ] || { echo "hostPath $path is not a socket" >&2; return 1; } ;;
