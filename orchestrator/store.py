@@ -66,6 +66,10 @@ MIGRATIONS: list[Migration] = [
         "CREATE INDEX events_object ON events (kind, namespace, name)",
         "CREATE INDEX events_uid ON events (uid)",
     ),
+    # v2: what controllers observed about an object (Kubernetes' .status): replica
+    # counts, conditions, a Deployment's revision history. Not part of the spec, so
+    # writing it never bumps the generation.
+    ("ALTER TABLE objects ADD COLUMN status TEXT",),
 ]
 
 # ---------------------------------------------------------------- rows
@@ -81,6 +85,7 @@ class ObjectRow:
     doc: dict
     created_at: float
     updated_at: float
+    status: dict | None = None
 
 
 @dataclass(frozen=True)
@@ -297,12 +302,20 @@ class Store:
             "SELECT * FROM objects WHERE kind = ? AND namespace = ? AND name = ?",
             (kind, namespace, name),
         )
-        return _row(ObjectRow, r, ("doc",))
+        return _row(ObjectRow, r, ("doc", "status"))
+
+    def set_object_status(self, kind: str, namespace: str, name: str, status: dict) -> None:
+        """Record what the object's controller observed; the generation does not change."""
+        with self.transaction():
+            self._conn.execute(
+                "UPDATE objects SET status = ? WHERE kind = ? AND namespace = ? AND name = ?",
+                (_dumps(status), kind, namespace, name),
+            )
 
     def list_objects(self, kind: str | None = None, namespace: str | None = None) -> list[ObjectRow]:
         where, args = _where(kind=kind, namespace=namespace)
         rows = self._all(f"SELECT * FROM objects{where} ORDER BY kind, namespace, name", args)
-        return [_row(ObjectRow, r, ("doc",)) for r in rows]
+        return [_row(ObjectRow, r, ("doc", "status")) for r in rows]
 
     def delete_object(self, kind: str, namespace: str, name: str) -> bool:
         """Forget the object. Its pods are the caller's to delete (integrity_check
