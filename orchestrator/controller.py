@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import socket
 import time
 from dataclasses import dataclass, field
 from typing import Callable
 
 from .config import Config
-from .errors import UsageError
+from .errors import StoreError, UsageError
 from .executor import HostReport, execute
 from .images import ImageStore, parse_ref
 from .inventory import Inventory, load_inventory
@@ -28,6 +29,10 @@ from .reconcile import DesiredPod, reconcile
 from .runtime import Network, delete_context, pod_context, probe_script
 from .store import PodRow, Store, run_lock
 from .transport.ssh import SSHTransport
+from .views import pod_object
+from .workloads.common import HostInfo, owned_pod_from_k8s, to_store
+from .workloads.specs import parse_tolerations
+from .workloads.run import WORKLOAD_KINDS, reconcile_workload, workload_from_doc
 
 DEFAULT_MAX_PODS = 110
 SYSTEM_RESERVED_MEMORY = 256 * 2**20  # kept for the host itself, like kubelet's reserve
@@ -115,6 +120,16 @@ class RunReport:
     hosts: dict[str, HostReport] = field(default_factory=dict)
     pending: list[str] = field(default_factory=list)  # pods that are not where they should be
     executed: bool = False
+    workload_changes: int = 0  # pods workload controllers created or deleted this round
+
+    def merge(self, later: "RunReport") -> "RunReport":
+        """A run of several rounds: every action taken, the last round's view of the world."""
+        actions = tuple(a for a in self.plan.actions if a.verb != "forget") + later.plan.actions
+        hosts = dict(self.hosts)
+        for name, r in later.hosts.items():
+            hosts[name] = r if name not in hosts or r.status != "ok" or hosts[name].status == "ok" else hosts[name]
+        return RunReport(Plan(actions, later.plan.notes), later.snapshots, self.placements + later.placements,
+                         hosts, later.pending, later.executed or self.executed, later.workload_changes)
 
     @property
     def exit_code(self) -> int:
@@ -129,9 +144,13 @@ class RunReport:
 
 
 class Controller:
-    def __init__(self, config: Config, transport_factory: Callable = open_transport):
+    max_rounds = 10
+
+    def __init__(self, config: Config, transport_factory: Callable = open_transport,
+                 rng: random.Random | None = None):
         self.config = config
         self.transport_factory = transport_factory
+        self.rng = rng or random.Random()
 
     def images(self) -> ImageStore:
         return ImageStore(self.config.images_dir)
@@ -163,9 +182,22 @@ class Controller:
 
     async def _with_transport(self, inventory, dry_run, on_host_done, transport) -> RunReport:
         if transport is not None:
-            return await self._run(inventory, transport, dry_run=dry_run, on_host_done=on_host_done)
+            return await self._rounds(inventory, transport, dry_run, on_host_done)
         async with self.transport_factory(self.config, inventory) as t:
-            return await self._run(inventory, t, dry_run=dry_run, on_host_done=on_host_done)
+            return await self._rounds(inventory, t, dry_run, on_host_done)
+
+    async def _rounds(self, inventory, transport, dry_run, on_host_done) -> RunReport:
+        """Rounds of probe-decide-act while workload controllers still have steps to take
+        (a rolling update advances as its new pods come up), bounded by MAX_ROUNDS; what
+        is left (e.g. minReadySeconds) waits for the next run."""
+        report = await self._run(inventory, transport, dry_run=dry_run, on_host_done=on_host_done)
+        rounds = 1
+        while (not dry_run and report.workload_changes and report.executed
+               and report.exit_code != 2 and rounds < self.max_rounds):
+            later = await self._run(inventory, transport, dry_run=False, on_host_done=on_host_done)
+            report = report.merge(later)
+            rounds += 1
+        return report
 
     async def _run(self, inventory: Inventory, transport, *, dry_run: bool, on_host_done) -> RunReport:
         config = self.config
@@ -180,14 +212,16 @@ class Controller:
                 for name, snap in snaps.items():
                     if snap.reachable:
                         store.record_host_facts(name, dict(snap.facts), now)
+            workload_notes, changes = self._workloads(store, inventory, snaps, now, dry_run)
             rows = store.list_pods()
             pods = [(row, row_pod(row)) for row in rows]
             placements, notes = self._place(store, inventory, snaps, pods, cidrs, dry_run)
+            notes = workload_notes + notes
             rows = store.list_pods() if not dry_run else rows
             pods = [(row, row_pod(row)) for row in rows]
             desired, pending = self._desired(pods, images, placements, snaps)
             plan = reconcile(desired, snaps, notes)
-            report = RunReport(plan, snaps, placements, pending=pending)
+            report = RunReport(plan, snaps, placements, pending=pending, workload_changes=changes)
             if dry_run or plan.empty:
                 if not dry_run:
                     self._forget(store, plan, now)
@@ -203,13 +237,72 @@ class Controller:
             self._record(store, plan, report, pods, now)
             return report
 
+    def _workloads(self, store: Store, inventory: Inventory, snaps, now: float, dry_run: bool):
+        """Run each workload's controller over the pods it owns; record what it decides.
+
+        Returns (notes for the plan, number of pods created or deleted). In a dry run the
+        decisions become notes only.
+        """
+        hosts = [HostInfo(h.name, h.labels, h.taints, ready=bool(snaps.get(h.name) and snaps[h.name].reachable))
+                 for h in inventory.hosts]
+        notes, changes = [], 0
+        for o in store.list_objects():
+            if o.kind not in WORKLOAD_KINDS:
+                continue
+            obj = workload_from_doc(o.doc, f"state.db {o.kind} {o.namespace}/{o.name}")
+            owned = []
+            for r in store.list_pods(owner_uid=o.uid):
+                body = pod_object(r, row_pod(r), snaps.get(r.node or ""), None)
+                host = r.node or (r.spec.get("spec") or {}).get("nodeName")
+                owned.append(owned_pod_from_k8s(body, uid=r.uid, created_at=r.created_at, host=host,
+                                                deleting=r.deleting))
+            d = reconcile_workload(obj, owned, now, uid=o.uid, stored_status=o.status,
+                                   generation=o.generation, hosts=hosts, rng=self.rng)
+            what = f"{o.kind.lower()} {o.namespace}/{o.name}"
+            if d.create or d.delete:
+                notes.append(f"{what}: {len(d.create)} pod(s) to create, {len(d.delete)} to delete"
+                             + (" (dry run)" if dry_run else ""))
+            if dry_run:
+                continue
+            changes += self._record_decision(store, o, d, now)
+        return notes, changes
+
+    def _record_decision(self, store: Store, o, d, now: float) -> int:
+        changes = 0
+        with store.transaction():
+            for c in d.create:
+                try:
+                    store.add_pod(o.namespace, c.name, c.manifest, now, o.kind, o.name, o.uid)
+                    changes += 1
+                except StoreError as exc:  # a name clash with another pod: next run retries
+                    store.add_event(now, "Warning", "FailedCreate", str(exc), kind=o.kind,
+                                    namespace=o.namespace, name=o.name, uid=o.uid)
+            for x in d.delete:
+                row = store.get_pod_by_uid(x.uid)
+                if row is not None and not row.deleting:
+                    store.request_delete(x.uid, now)
+                    changes += 1
+                    store.add_event(now, "Normal", "SuccessfulDelete", f"deleted pod {x.name}: {x.reason}",
+                                    kind=o.kind, namespace=o.namespace, name=o.name, uid=o.uid)
+            if d.delete_object:
+                for row in store.list_pods(owner_uid=o.uid):
+                    if not row.deleting:
+                        store.request_delete(row.uid, now)
+                store.delete_object(o.kind, o.namespace, o.name)
+            else:
+                store.set_object_status(o.kind, o.namespace, o.name, to_store(d))
+            for e in d.events:
+                store.add_event(now, e.type, e.reason, e.message, kind=o.kind, namespace=o.namespace,
+                                name=o.name, uid=o.uid)
+        return changes
+
     def _place(self, store: Store, inventory: Inventory, snaps, pods, cidrs, dry_run):
         views = {v.name: v for v in host_views(inventory, snaps, pods)}
         placements, notes = [], []
         for row, pod in sorted(pods, key=lambda rp: (rp[0].created_at, rp[0].key)):
             if row.deleting or row.node is not None:
                 continue
-            p = place(pod, list(views.values()))
+            p = place(pod, list(views.values()), parse_tolerations((row.spec.get("spec") or {}).get("tolerations")))
             placements.append(p)
             if p.host is None:
                 notes.append(f"pod {row.key} is Pending: {p.message}")

@@ -38,7 +38,7 @@ class Placement:
     scores: tuple[tuple[str, float], ...] = ()
 
 
-def _reject(pod: Pod, h: HostView) -> str | None:
+def _reject(pod: Pod, h: HostView, tolerations: tuple = ()) -> str | None:
     spec = pod.spec
     if spec.node_name and spec.node_name != h.name:
         return "didn't match Pod's node name"
@@ -48,7 +48,7 @@ def _reject(pod: Pod, h: HostView) -> str | None:
     if any(labels.get(k) != v for k, v in spec.node_selector):
         return "didn't match Pod's node affinity/selector"
     for t in h.taints:
-        if t.effect in ("NoSchedule", "NoExecute"):
+        if t.effect in ("NoSchedule", "NoExecute") and not any(x.tolerates(t) for x in tolerations):
             value = f"={t.value}" if t.value else ""
             return f"had untolerated taint {{{t.key}{value}: {t.effect}}}"
     req = spec.requests()
@@ -69,11 +69,12 @@ def _score(pod: Pod, h: HostView) -> float:
     return round(50.0 * (cpu_free + mem_free), 6)
 
 
-def place(pod: Pod, hosts: list[HostView]) -> Placement:
+def place(pod: Pod, hosts: list[HostView], tolerations: tuple = ()) -> Placement:
+    """`tolerations`: objects with .tolerates(taint) (workloads.specs.Toleration)."""
     rejected = []
     feasible = []
     for h in hosts:
-        reason = _reject(pod, h)
+        reason = _reject(pod, h, tolerations)
         if reason:
             rejected.append((h.name, reason))
         else:
