@@ -97,11 +97,11 @@ def apply(ctx: Ctx, files: tuple[Path, ...], no_reconcile: bool) -> None:
 @pass_ctx
 def delete(ctx: Ctx, kind: str | None, name: str | None, files: tuple[Path, ...], namespace: str,
            no_reconcile: bool) -> None:
-    """Delete objects: `delete pod NAME` or `delete -f FILE`."""
+    """Delete objects: `delete pod|deployment|job|daemonset NAME` or `delete -f FILE`."""
     if files and (kind or name):
         raise click.UsageError("give either KIND NAME or -f FILE, not both")
-    if not files and not (kind and name):
-        raise click.UsageError("usage: podctl delete pod NAME | podctl delete -f FILE")
+    if not files and not kind:
+        raise click.UsageError("usage: podctl delete KIND NAME | podctl delete -f FILE")
     code = commands.delete(ctx.config, kind, name, list(files), namespace,
                            reconcile=not no_reconcile, quiet=ctx.quiet)
     sys.exit(code)
@@ -115,12 +115,15 @@ def delete(ctx: Ctx, kind: str | None, name: str | None, files: tuple[Path, ...]
 @click.option("-A", "--all-namespaces", is_flag=True)
 @pass_ctx
 def get(ctx: Ctx, kind: str, name: str | None, output: str | None, namespace: str, all_namespaces: bool) -> None:
-    """Show pods or hosts: `get pods [NAME] [-o wide|json|yaml]`, `get hosts`."""
-    kind = commands.normalize_kind(kind)
+    """Show objects: `get pods|deployments|jobs|daemonsets [NAME] [-o wide|json|yaml]`, `get hosts`."""
+    kind, name = commands.split_target(kind, name)
+    ns = None if all_namespaces else namespace
     if kind == "hosts":
         code = commands.hosts(ctx.config, output)
+    elif kind == "pods":
+        code = commands.get_pods(ctx.config, name, ns, output)
     else:
-        code = commands.get_pods(ctx.config, name, None if all_namespaces else namespace, output)
+        code = commands.get_workloads(ctx.config, kind, name, ns, output)
     sys.exit(code)
 
 
@@ -169,6 +172,21 @@ def exec_(ctx: Ctx, pod: str, container: str | None, namespace: str, interactive
           command: tuple[str, ...]) -> None:
     """Run a command in a container: `podctl exec POD [-c C] -- CMD ARGS...`."""
     sys.exit(commands.exec_in(ctx.config, pod, namespace, container, list(command), interactive))
+
+
+@main_group.command()
+@click.argument("action", type=click.Choice(["status", "undo", "history"]))
+@click.argument("target")
+@click.option("-n", "--namespace", default="default", show_default=True)
+@click.option("--to-revision", type=int, default=None, help="undo: the revision to go back to.")
+@click.option("--timeout", type=float, default=600.0, show_default=True, help="status: seconds to wait.")
+@click.option("-w", "--watch/--no-watch", default=True, show_default=True,
+              help="status: reconcile and wait until the rollout is done.")
+@pass_ctx
+def rollout(ctx: Ctx, action: str, target: str, namespace: str, to_revision: int | None,
+            timeout: float, watch: bool) -> None:
+    """Deployment rollouts: `rollout status|undo|history deployment/NAME`."""
+    sys.exit(commands.rollout(ctx.config, action, target, namespace, to_revision, timeout, watch))
 
 
 @main_group.command()

@@ -26,16 +26,35 @@ from .model import Manifest, Pod
 from .quantity import display_memory, format_cpu, format_memory
 from .store import Store
 from .views import POD_HEADERS, POD_WIDE_HEADERS, age, pod_object, pod_row_columns
+from .workloads.common import from_store, template_hash
+from .workloads.deployment import (RolloutError, current_revision, deployment_hash, rollout_history,
+                                   rollout_status, rollout_undo)
+from .workloads.run import workload_from_doc
+from .workloads.views import daemonset_row, deployment_row, job_row, workload_object
+from .workloads.views import headers as workload_headers
 
 KINDS = {"pod": "pods", "pods": "pods", "po": "pods", "host": "hosts", "hosts": "hosts",
-         "node": "hosts", "nodes": "hosts", "no": "hosts"}
+         "node": "hosts", "nodes": "hosts", "no": "hosts",
+         "deployment": "deployments", "deployments": "deployments", "deploy": "deployments",
+         "job": "jobs", "jobs": "jobs", "daemonset": "daemonsets", "daemonsets": "daemonsets",
+         "ds": "daemonsets"}
+# The plural resource name -> the object kind the store keeps.
+OBJECT_KINDS = {"deployments": "Deployment", "jobs": "Job", "daemonsets": "DaemonSet"}
 
 
 def normalize_kind(kind: str) -> str:
     try:
         return KINDS[kind.lower()]
     except KeyError:
-        raise UsageError(f"unknown resource type {kind!r} (supported: pods, hosts)") from None
+        raise UsageError(f"unknown resource type {kind!r} (supported: pods, deployments, jobs, "
+                         f"daemonsets, hosts)") from None
+
+
+def split_target(kind: str, name: str | None) -> tuple[str, str | None]:
+    """kubectl's two spellings: `deployment web` and `deployment/web`."""
+    if "/" in kind and name is None:
+        kind, name = kind.split("/", 1)
+    return normalize_kind(kind), name
 
 
 def print_table(headers: list[str], rows: list[list[str]]) -> None:
@@ -133,6 +152,13 @@ def record(store: Store, manifests: list[Manifest], now: float) -> list[str]:
     lines = []
     with store.transaction():
         for m in manifests:
+            if m.kind in OBJECT_KINDS.values():
+                old = store.get_object(m.kind, m.namespace, m.name)
+                row = store.put_object(m.kind, m.namespace, m.name, dict(m.raw), now)
+                verb = "created" if old is None else ("configured" if row.generation != old.generation
+                                                      else "unchanged")
+                lines.append(f"{m.kind.lower()}.{'batch' if m.kind == 'Job' else 'apps'}/{m.name} {verb}")
+                continue
             if m.kind != "Pod":  # manifests.py rejects kinds it does not know
                 raise UsageError(f"{m.source}: kind {m.kind} is not supported")
             pod: Pod = m.obj
@@ -176,27 +202,40 @@ def apply(config: Config, files: list[Path], reconcile: bool, quiet: bool) -> in
 def delete(config: Config, kind: str | None, name: str | None, files: list[Path], namespace: str,
            reconcile: bool, quiet: bool) -> int:
     if files:
-        targets = [(m.namespace, m.name) for m in load_manifests(files) if m.kind == "Pod"]
+        targets = [(m.kind, m.namespace, m.name) for m in load_manifests(files)]
     else:
-        if normalize_kind(kind or "") != "pods":
-            raise UsageError(f"delete supports pods, not {kind!r}")
-        targets = [(namespace, name)]
+        plural, name = split_target(kind or "", name)
+        if plural == "hosts" or not name:
+            raise UsageError("usage: podctl delete pod|deployment|job|daemonset NAME")
+        targets = [(OBJECT_KINDS.get(plural, "Pod"), namespace, name)]
     now = time.time()
     lines, missing = [], []
     with open_store(config) as store:
         with store.transaction():
-            for ns, n in targets:
-                row = store.get_pod(ns, n)
-                store.delete_object("Pod", ns, n)
-                if row is None or row.deleting:
-                    missing.append(n)
+            for kind, ns, n in targets:
+                if kind == "Pod":
+                    row = store.get_pod(ns, n)
+                    store.delete_object("Pod", ns, n)
+                    if row is None or row.deleting:
+                        missing.append(("pods", n))
+                        continue
+                    store.request_delete(row.uid, now)
+                    lines.append(f'pod "{n}" deleted')
                     continue
-                store.request_delete(row.uid, now)
-                lines.append(f'pod "{n}" deleted')
+                obj = store.get_object(kind, ns, n)
+                if obj is None:
+                    missing.append((kind.lower() + "s", n))
+                    continue
+                # Kubernetes' default cascade: the object's pods go with it.
+                for row in store.list_pods(owner_uid=obj.uid):
+                    if not row.deleting:
+                        store.request_delete(row.uid, now)
+                store.delete_object(kind, ns, n)
+                lines.append(f'{kind.lower()}.{"batch" if kind == "Job" else "apps"} "{n}" deleted')
     for line in lines if not quiet else []:
         click.echo(line)
-    for n in missing:
-        click.echo(f'Error from server (NotFound): pods "{n}" not found', err=True)
+    for plural, n in missing:
+        click.echo(f'Error from server (NotFound): {plural} "{n}" not found', err=True)
     code = 0
     if reconcile and lines:
         report = _run(config, dry_run=False)
@@ -249,6 +288,105 @@ def get_pods(config: Config, name: str | None, namespace: str | None, output: st
         wide = output == "wide"
         print_table(POD_WIDE_HEADERS if wide else POD_HEADERS, [pod_row_columns(o, wide) for o in items])
     return 2 if any(s.status != "ok" for s in snaps.values()) else 0
+
+
+def get_workloads(config: Config, plural: str, name: str | None, namespace: str | None,
+                  output: str | None) -> int:
+    kind = OBJECT_KINDS[plural]
+    with open_store(config) as store:
+        rows = [o for o in store.list_objects(kind=kind, namespace=namespace) if name is None or o.name == name]
+    if name and not rows:
+        click.echo(f'Error from server (NotFound): {plural} "{name}" not found', err=True)
+        return 1
+    now = time.time()
+    if output in ("json", "yaml"):
+        items = []
+        for o in rows:
+            obj = workload_from_doc(o.doc, f"state.db {kind} {o.namespace}/{o.name}")
+            history = from_store(o.status)[1]
+            revision = current_revision(history, obj) if kind == "Deployment" else None
+            items.append(workload_object(o.doc, uid=o.uid, created_at=o.created_at, generation=o.generation,
+                                         status=from_store(o.status)[0], revision=revision))
+        doc = items[0] if name else {"apiVersion": "v1", "kind": "List", "items": items, "metadata": {}}
+        click.echo(json.dumps(doc, indent=2) if output == "json" else yaml.safe_dump(doc, sort_keys=False))
+        return 0
+    if output == "name":
+        for o in rows:
+            click.echo(f"{kind.lower()}.{'batch' if kind == 'Job' else 'apps'}/{o.name}")
+        return 0
+    if not rows:
+        click.echo("No resources found", err=True)
+        return 0
+    row_of = {"Deployment": deployment_row, "Job": job_row, "DaemonSet": daemonset_row}[kind]
+    wide = output == "wide"
+    table = []
+    for o in rows:
+        obj = workload_from_doc(o.doc, f"state.db {kind} {o.namespace}/{o.name}")
+        table.append(row_of(obj, from_store(o.status)[0], created_at=o.created_at, now=now, wide=wide))
+    print_table(workload_headers(kind, wide), table)
+    return 0
+
+
+def rollout(config: Config, action: str, target: str, namespace: str, to_revision: int | None,
+            timeout: float, watch: bool) -> int:
+    plural, name = split_target(target, None)
+    if plural != "deployments" or not name:
+        raise UsageError("rollout supports deployment/NAME")
+    with open_store(config) as store:
+        row = store.get_object("Deployment", namespace, name)
+    if row is None:
+        click.echo(f'Error from server (NotFound): deployments.apps "{name}" not found', err=True)
+        return 1
+    dep = workload_from_doc(row.doc, f"state.db Deployment {namespace}/{name}")
+    if action == "undo":
+        return _rollout_undo(config, row, dep, to_revision)
+    if action == "history":
+        click.echo(f"deployment.apps/{name}\nREVISION  CHANGE-CAUSE")
+        for revision, cause in rollout_history(from_store(row.status)[1]):
+            click.echo(f"{revision:<9} {cause or '<none>'}")
+        return 0
+    # status: reconcile until the rollout is done (or the deadline), like kubectl's wait.
+    deadline = time.monotonic() + timeout
+    while True:
+        with open_store(config) as store:
+            row = store.get_object("Deployment", namespace, name)
+        dep = workload_from_doc(row.doc, f"state.db Deployment {namespace}/{name}")
+        try:
+            done, message = rollout_status(dep, from_store(row.status)[0], row.generation)
+        except RolloutError as exc:
+            click.echo(f"error: {exc}", err=True)
+            return 1
+        click.echo(message)
+        if done or not watch:
+            return 0 if done else 1
+        if time.monotonic() > deadline:
+            click.echo(f"error: timed out waiting for the rollout of deployment {name}", err=True)
+            return 1
+        try:
+            _run(config, dry_run=False)
+        except LockHeld:
+            pass  # another run is reconciling: just wait for it
+        time.sleep(1.0)
+
+
+def _rollout_undo(config: Config, row, dep, to_revision: int | None) -> int:
+    if dep.paused:
+        raise UsageError(f"deployment {dep.name} is paused: resume it before undoing its rollout")
+    history = from_store(row.status)[1]
+    template = rollout_undo(history, to_revision, dep.name)
+    if template_hash(template, ignore_labels=("pod-template-hash",)) == deployment_hash(dep):
+        click.echo(f"deployment.apps/{dep.name} skipped rollback (current template already matches revision)")
+        return 0
+    doc = json.loads(json.dumps(row.doc))
+    doc["spec"]["template"] = template
+    # Validate what we are about to store, exactly as apply would.
+    workload_from_doc(doc, f"rollback of deployment {dep.name}")
+    with open_store(config) as store:
+        store.put_object("Deployment", row.namespace, row.name, doc, time.time())
+    click.echo(f"deployment.apps/{dep.name} rolled back")
+    report = _run(config, dry_run=False)
+    _print_report(report, quiet=True)
+    return report.exit_code
 
 
 def describe_pod(config: Config, name: str, namespace: str) -> int:

@@ -83,6 +83,7 @@ DIGEST = "c0" * 32
 # The capabilities container.sh.j2 grants (Docker's defaults); a manifest cannot change them.
 CAPS = ("-all,+chown,+dac_override,+fowner,+fsetid,+kill,+setgid,+setuid,+setpcap,"
         "+net_bind_service,+net_raw,+sys_chroot,+mknod,+audit_write,+setfcap")
+UIDS = itertools.count(1)  # pod uids (and case dirs): unique across the module's tests
 FORGED_UID = "ffffffff-ffff-ffff-ffff-ffffffffffff"  # a hostile value may try to report for it
 # What a privileged command of the create script may receive: never a manifest string.
 CLEAN_ARG = re.compile(r"[A-Za-z0-9/=._,:+@ \n-]*")  # spaces/newlines: `ip -batch` input
@@ -127,6 +128,7 @@ canary() {  # record and remove anything that appeared in the canary directory (
   find "$CANARY" -mindepth 1 -delete
 }
 for dir in "$@"; do
+  exec 2>"$dir/runner.err"  # the runner's own complaints, per case
   find /var/lib/podctl /run/podctl /srv "$CANARY" -mindepth 1 -delete
   rm -rf /sys/fs/cgroup/{cpu,cpuacct,memory,pids}/podctl
   uid=$(<"$dir/uid")
@@ -143,6 +145,7 @@ for dir in "$@"; do
   echo $? >"$dir/create.rc"
   canary "$dir/canary.create"
   mkdir -p "$dir/host"
+  ls -laR "$P" >"$dir/runner.ls" 2>&1
   for f in supervisor.sh pod.json etc/hosts etc/hostname; do
     [ ! -f "$P/$f" ] || cp "$P/$f" "$dir/host/${f#etc/}"
   done
@@ -614,6 +617,9 @@ def check_case(case: Case) -> list[str]:
     if set(results) != {uid} or not out.endswith(b"@@podctl end\n"):
         problems.append(f"create reported {sorted(results)} (expected only {uid}): {out[-500:]!r}")
         return problems
+    runner_err = (d / "runner.err").read_text(errors="replace") if (d / "runner.err").exists() else ""
+    if runner_err.strip():
+        problems.append(f"sandbox runner: {runner_err[-2000:]!r}")
     created = results[uid].ok
     case.outcome["created"] = created
     # A failure must say why: an error event, or (a command failing inside a function
@@ -725,7 +731,6 @@ class Fuzz:
     def __init__(self, sandbox: Sandbox, chunk: int = 40):
         self.sandbox, self.chunk = sandbox, chunk
         self.stats = {"examples": 0, "rejected": 0, "refused-at-runtime": 0, "run": 0}
-        self.uids = itertools.count(1)
         self.pending: list[Case] = []
         self.failures: list[str] = []
         self.outcomes: list[dict] = []
@@ -740,7 +745,7 @@ class Fuzz:
         if pod is None:
             self.stats["rejected"] += 1
             return
-        uid = str(uuid.UUID(int=next(self.uids)))
+        uid = str(uuid.UUID(int=next(UIDS)))
         refusal = runtime_refusal(pod, ex.images)
         try:
             ctx = pod_context(pod, uid, ex.images, NET)

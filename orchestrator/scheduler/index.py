@@ -1,0 +1,298 @@
+"""Per-run indexes over a frozen snapshot, updated in place as each pod is charged.
+
+Built once per `schedule()` call (O(hosts + bound pods)); never shared between calls, so
+the functions of the scheduler stay pure. Hosts are sorted by name, so host i is the
+i-th name and the first maximum of any score array is the stable tie-break.
+
+- per-host resources as NumPy arrays (for vector filters/scores) mirrored in Python
+  lists (for the one-host refresh after a charge, where NumPy's call cost dominates);
+- per label key, a Topo: the domain id of every host (D = "no such label");
+- per label-selector query, match counts per topology domain, restricted to a set of
+  eligible hosts; built lazily from pods grouped by (namespace, labels), then kept up
+  to date by charge(): charging a pod touches only the queries it matches;
+- the affinity terms carried by bound pods (for the symmetric rules), counted likewise;
+- host ports in use, and a log of charged hosts (templates refresh only those).
+"""
+
+from __future__ import annotations
+
+from typing import Hashable
+
+import numpy as np
+
+from .types import HOSTNAME_LABEL, LabelSelector, PodAffinityTerm, SchedPod, Snapshot
+
+Conjunct = tuple[frozenset | None, LabelSelector | None]  # (namespaces or all, selector)
+
+
+def conjunct(term: PodAffinityTerm, owner_namespace: str) -> Conjunct:
+    if term.all_namespaces:
+        return (None, term.label_selector)
+    return (frozenset(term.namespaces or (owner_namespace,)), term.label_selector)
+
+
+def conjunct_matches(c: Conjunct, namespace: str, labels: dict) -> bool:
+    namespaces, selector = c
+    return (selector is not None and (namespaces is None or namespace in namespaces)
+            and selector.matches(labels))
+
+
+class Topo:
+    """Domains of one label key: dom[h] in 0..D-1, or D where host h lacks the label."""
+
+    __slots__ = ("key", "values", "D", "dom", "dom_l", "has", "all_has", "identity", "_order")
+
+    def __init__(self, key: str, host_labels: list[dict]):
+        ids: dict[str, int] = {}
+        dom_l = []
+        for labels in host_labels:
+            v = labels.get(key)
+            dom_l.append(-1 if v is None else ids.setdefault(v, len(ids)))
+        self.key, self.values, self.D = key, list(ids), len(ids)
+        self.dom_l = [self.D if d < 0 else d for d in dom_l]
+        self.dom = np.array(self.dom_l, dtype=np.int64)
+        self.has = self.dom < self.D
+        self.all_has = bool(self.has.all())
+        self.identity = self.D == len(dom_l) and self.dom_l == list(range(self.D))  # hostname
+        self._order = None
+
+    def present(self, mask: np.ndarray) -> np.ndarray:
+        """Per domain (D+1 slots): does any host of `mask` lie in it? O(hosts)."""
+        if self.identity:
+            return np.append(mask, False)
+        if self._order is None:
+            order = np.argsort(self.dom, kind="stable")
+            starts = np.searchsorted(self.dom[order], np.arange(self.D + (0 if self.all_has else 1)))
+            self._order = (order, starts)
+        order, starts = self._order
+        if len(order) == 0:
+            return np.zeros(self.D + 1, dtype=bool)
+        out = np.logical_or.reduceat(mask[order], starts)
+        return out if not self.all_has else np.append(out, False)
+
+
+class Counts:
+    """Pods matching a query per domain of one key, counted on eligible hosts only.
+    counts has D+1 slots; the last ("no label") stays 0 so counts[topo.dom] is safe."""
+
+    __slots__ = ("dom_l", "elig_l", "counts", "D")
+
+    def __init__(self, topo: Topo, elig: np.ndarray | None, host_counts: np.ndarray):
+        self.dom_l, self.D = topo.dom_l, topo.D
+        self.elig_l = None if elig is None else elig.tolist()
+        weights = host_counts if elig is None else host_counts * elig
+        self.counts = np.bincount(topo.dom, weights=weights, minlength=topo.D + 1).astype(np.int64)
+        self.counts[topo.D] = 0
+
+    def add(self, h: int) -> None:
+        d = self.dom_l[h]
+        if d != self.D and (self.elig_l is None or self.elig_l[h]):
+            self.counts[d] += 1
+
+
+class Query:
+    """Pods matching every conjunct (namespaces + selector)."""
+
+    __slots__ = ("conjuncts", "host_counts", "counters")
+
+    def __init__(self, conjuncts: tuple[Conjunct, ...], n: int):
+        self.conjuncts = conjuncts
+        self.host_counts = np.zeros(n, dtype=np.int64)
+        self.counters: dict[Hashable, Counts] = {}
+
+    def matches(self, namespace: str, labels: dict) -> bool:
+        return all(conjunct_matches(c, namespace, labels) for c in self.conjuncts)
+
+
+class Carried:
+    """One distinct affinity term carried by bound pods, counted per domain of its key."""
+
+    __slots__ = ("conjunct", "weight", "topo", "counts")
+
+    def __init__(self, conj: Conjunct, weight: int, topo: Topo):
+        self.conjunct, self.weight, self.topo = conj, weight, topo
+        self.counts = np.zeros(topo.D + 1, dtype=np.int64)
+
+    def add(self, h: int) -> None:
+        d = self.topo.dom_l[h]
+        if d != self.topo.D:
+            self.counts[d] += 1
+
+
+CARRIED_KINDS = ("anti", "affinity", "preferred")
+
+
+class Index:
+    def __init__(self, snapshot: Snapshot, config, skip_keys: frozenset = frozenset()):
+        hosts = sorted(snapshot.hosts, key=lambda h: h.name)
+        self.hosts = hosts
+        self.names = [h.name for h in hosts]
+        self.n = n = len(hosts)
+        self.pos = {name: i for i, name in enumerate(self.names)}
+        if len(self.pos) != n:
+            dup = sorted({x for x in self.names if self.names.count(x) > 1})
+            raise ValueError(f"duplicate host names in the snapshot: {', '.join(dup)}")
+        self.config = config
+        self.labels = []
+        for h in hosts:
+            labels = dict(h.labels)
+            labels.setdefault(HOSTNAME_LABEL, h.name)
+            self.labels.append(labels)
+        i64 = np.int64
+        self.cap_cpu = np.array([h.cpu_m for h in hosts], dtype=i64)
+        self.cap_mem = np.array([h.memory for h in hosts], dtype=i64)
+        self.cap_pods = np.array([h.pods for h in hosts], dtype=i64)
+        self.ready = np.array([h.ready for h in hosts], dtype=bool)
+        self.cordoned = np.array([h.cordoned for h in hosts], dtype=bool)
+        # mutable per-host state: arrays for vector code, lists for one-host code
+        self.free_cpu, self.free_mem, self.free_pods = self.cap_cpu.copy(), self.cap_mem.copy(), self.cap_pods.copy()
+        self.nz_cpu, self.nz_mem = np.zeros(n, dtype=i64), np.zeros(n, dtype=i64)  # non-zero requested
+        self.cap_cpu_l, self.cap_mem_l = self.cap_cpu.tolist(), self.cap_mem.tolist()
+        self.free_cpu_l, self.free_mem_l, self.free_pods_l = (
+            self.free_cpu.tolist(), self.free_mem.tolist(), self.free_pods.tolist())
+        self.nz_cpu_l, self.nz_mem_l = [0] * n, [0] * n
+        self.ports: list[set] = [set() for _ in range(n)]
+        self.port_hosts: dict[tuple[int, str], set[int]] = {}
+        # taints: hosts grouped by their taint tuple
+        groups: dict[tuple, int] = {}
+        self.taint_group = np.array([groups.setdefault(h.taints, len(groups)) for h in hosts], dtype=i64)
+        self.taint_sets = list(groups)
+        self.image_hosts: dict[str, list[int]] = {}
+        for i, h in enumerate(hosts):
+            for image in h.images:
+                self.image_hosts.setdefault(image, []).append(i)
+        self.reasons: list[tuple[str, tuple[str, ...]]] = [("", ())]  # code 0: feasible
+        self._reason_ids: dict[tuple, int] = {}
+        self.cache: dict[Hashable, object] = {}  # plugins' per-run memo (static masks...)
+        self.log: list[int] = []  # host of every charge, in order
+        self._topos: dict[str, Topo] = {}
+        self._groups: dict[tuple[str, tuple], list[int]] = {}  # (ns, labels) -> hosts
+        self._queries: list[Query] = []
+        self._query_ids: dict[tuple, int] = {}
+        self._matched: dict[tuple, tuple[int, list[Query]]] = {}
+        self._carried: dict[str, list[Carried]] = {k: [] for k in CARRIED_KINDS}
+        self._carried_ids: dict[tuple, Carried] = {}
+        self._carried_matched: dict[tuple, tuple[int, list[Carried]]] = {}
+        self.carried_version = 0  # distinct carried terms so far
+        self._carriers: dict[tuple, list[Carried]] = {}
+        for b in snapshot.bound:
+            h = self.pos.get(b.host)
+            if h is not None and b.pod.key not in skip_keys:
+                self.charge(b.pod, h)
+
+    # ------------------------------------------------------------ reasons
+
+    def reason(self, plugin: str, *texts: str) -> int:
+        key = (plugin, texts)
+        code = self._reason_ids.get(key)
+        if code is None:
+            code = self._reason_ids[key] = len(self.reasons)
+            self.reasons.append(key)
+            if code > 0xFFFF:
+                raise OverflowError("more than 65535 distinct rejection reasons")
+        return code
+
+    # ------------------------------------------------------------ topology and counts
+
+    def topo(self, key: str) -> Topo:
+        t = self._topos.get(key)
+        if t is None:
+            t = self._topos[key] = Topo(key, self.labels)
+        return t
+
+    def query(self, conjuncts: tuple[Conjunct, ...]) -> Query:
+        qid = self._query_ids.get(conjuncts)
+        if qid is None:
+            q = Query(conjuncts, self.n)
+            for (ns, labels), hosts in self._groups.items():
+                if q.matches(ns, dict(labels)):
+                    np.add.at(q.host_counts, hosts, 1)
+            qid = self._query_ids[conjuncts] = len(self._queries)
+            self._queries.append(q)
+        return self._queries[qid]
+
+    def counts(self, conjuncts: tuple[Conjunct, ...], key: str,
+               elig_key: Hashable = None, elig: np.ndarray | None = None) -> np.ndarray:
+        """Matching pods per domain of `key` (D+1 slots), counting eligible hosts only."""
+        q = self.query(conjuncts)
+        c = q.counters.get((key, elig_key))
+        if c is None:
+            c = q.counters[(key, elig_key)] = Counts(self.topo(key), elig, q.host_counts)
+        return c.counts
+
+    def carried(self, kind: str, pod: SchedPod) -> list[Carried]:
+        """Terms of `kind` carried by bound pods that match `pod` (memoised per labels)."""
+        terms = self._carried[kind]
+        if not terms:
+            return []
+        sig = (kind, pod.namespace, pod.labels)
+        seen, found = self._carried_matched.get(sig, (0, []))
+        if seen < len(terms):
+            labels = pod.label_map
+            found = found + [t for t in terms[seen:] if conjunct_matches(t.conjunct, pod.namespace, labels)]
+            self._carried_matched[sig] = (len(terms), found)
+        return found
+
+    # ------------------------------------------------------------ charging
+
+    def charge(self, pod: SchedPod, h: int) -> None:
+        """Bind `pod` to host h: resources, ports, and every count it takes part in."""
+        cpu, mem = pod.cpu_m, pod.memory
+        nzc, nzm = pod.score_cpu_m, pod.score_memory
+        self.free_cpu_l[h] -= cpu
+        self.free_mem_l[h] -= mem
+        self.free_pods_l[h] -= 1
+        self.nz_cpu_l[h] += nzc
+        self.nz_mem_l[h] += nzm
+        self.free_cpu[h] = self.free_cpu_l[h]
+        self.free_mem[h] = self.free_mem_l[h]
+        self.free_pods[h] = self.free_pods_l[h]
+        self.nz_cpu[h] = self.nz_cpu_l[h]
+        self.nz_mem[h] = self.nz_mem_l[h]
+        for port in pod.host_ports:
+            self.ports[h].add(port)
+            self.port_hosts.setdefault(port, set()).add(h)
+        self.log.append(h)
+        sig = (pod.namespace, pod.labels)
+        group = self._groups.get(sig)
+        if group is None:
+            group = self._groups[sig] = []
+        group.append(h)
+        seen, matched = self._matched.get(sig, (0, []))
+        if seen < len(self._queries):
+            labels = pod.label_map
+            matched = matched + [q for q in self._queries[seen:] if q.matches(pod.namespace, labels)]
+            self._matched[sig] = (len(self._queries), matched)
+        for q in matched:
+            q.host_counts[h] += 1
+            for c in q.counters.values():
+                c.add(h)
+        if pod.pod_anti_affinity or pod.pod_affinity or pod.preferred_pod_affinity or pod.preferred_pod_anti_affinity:
+            self._carry(pod, h)
+
+    def _carry(self, pod: SchedPod, h: int) -> None:
+        sig = (pod.namespace, pod.pod_anti_affinity, pod.pod_affinity,
+               pod.preferred_pod_affinity, pod.preferred_pod_anti_affinity)
+        carried = self._carriers.get(sig)
+        if carried is None:
+            carried = self._carriers[sig] = self._carried_terms(pod)
+        for c in carried:
+            c.add(h)
+
+    def _carried_terms(self, pod: SchedPod) -> list[Carried]:
+        ns = pod.namespace
+        entries = [("anti", t, 1) for t in pod.pod_anti_affinity]
+        entries += [("affinity", t, 1) for t in pod.pod_affinity]
+        entries += [("preferred", w.term, w.weight) for w in pod.preferred_pod_affinity]
+        entries += [("preferred", w.term, -w.weight) for w in pod.preferred_pod_anti_affinity]
+        out = []
+        for kind, term, weight in entries:
+            conj = conjunct(term, ns)
+            key = (kind, conj, weight, term.topology_key)
+            c = self._carried_ids.get(key)
+            if c is None:
+                c = self._carried_ids[key] = Carried(conj, weight, self.topo(term.topology_key))
+                self._carried[kind].append(c)
+                self.carried_version += 1
+            out.append(c)
+        return out
