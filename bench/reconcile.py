@@ -15,9 +15,12 @@ interleaved rounds after one unmeasured warm-up round (which also checks each to
 works), each of these is timed as wall time around the whole process:
 
   podctl     `python -m orchestrator.cli reconcile` (PODCTL_HOME set), as a user runs it;
-             must print "nothing to do" and exit 0. Also shown: Controller.run() in
-             this process (no interpreter start, no imports), and the interpreter start
-             plus `import orchestrator.cli` alone.
+             must print "nothing to do" and exit 0. Its modules' bytecode is cached
+             (PYTHONPYCACHEPREFIX in a temp dir), as in an installed podctl; when this
+             shell sets PYTHONDONTWRITEBYTECODE, the CLI is also timed as it then runs
+             (every orchestrator module compiled on every run). Also shown:
+             Controller.run() in this process (no interpreter start, no imports),
+             `python -c 'import orchestrator.cli'` and `python -c pass`.
   ansible    ansible-playbook: on every host a shell task cats pod.json and every
              state.json (registered), then an assert that each container is running.
              forks = host count, pipelining on, gather_facts off, interpreter
@@ -27,6 +30,12 @@ works), each of these is timed as wall time around the whole process:
   pyinfra    a deploy file with one server.shell operation running the same check on
              every host; --parallel = host count, -y, the lab's key, known_hosts and
              ssh_strict_host_key_checking=yes.
+
+Besides wall time, each figure has its CPU time: controller side (user+sys of the
+command's processes) and lab hosts (sshd, shells, scripts: summed over the hosts'
+cgroups). The lab's hosts share this machine's cores with the controller, and other
+people's processes may too (the summary says how busy the machine was): the CPU figures
+are the ones such load barely moves.
 
 Before timing, each peer is run once against a known_hosts without the host's key and
 must fail: host key checking is really on. A peer that cannot be found or installed

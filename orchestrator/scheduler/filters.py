@@ -267,7 +267,7 @@ class PodTopologySpread(GlobalFilter):
         out = None
         for topo, counts, absent, floor_to_zero, limit, skew_code, label_code in state:
             low = 0 if floor_to_zero else int((counts + absent).min())
-            bad = counts > limit + low + 1
+            bad = counts > limit + low
             if topo.all_has and not bad.any():
                 continue
             table = np.where(bad, skew_code, 0).astype(U16)
