@@ -157,10 +157,15 @@ class Controller:
 
     def sync_hosts(self, store: Store, inventory: Inventory, now: float) -> dict[str, str]:
         """Every inventory host in the store with a stable pod CIDR; returns name -> CIDR."""
+        known = {h.name: h.pod_cidr for h in store.list_hosts()}
         cidrs = {}
-        for h in inventory.hosts:
-            store.upsert_host(h.name, now=now)
-            cidrs[h.name] = store.assign_pod_cidr(h.name, requested=h.pod_cidr)
+        with store.transaction():
+            for h in inventory.hosts:
+                if known.get(h.name) and (h.pod_cidr is None or h.pod_cidr == known[h.name]):
+                    cidrs[h.name] = known[h.name]  # already there: nothing to write
+                    continue
+                store.upsert_host(h.name, now=now)
+                cidrs[h.name] = store.assign_pod_cidr(h.name, requested=h.pod_cidr)
         return cidrs
 
     async def run(self, *, dry_run: bool = False, on_host_done=None, transport=None,
@@ -209,9 +214,10 @@ class Controller:
                 for h in inventory.hosts}
             snaps = await probe_hosts(transport, list(inventory.hosts), config.probe_timeout)
             if not dry_run:
-                for name, snap in snaps.items():
-                    if snap.reachable:
-                        store.record_host_facts(name, dict(snap.facts), now)
+                with store.transaction():  # one commit for all hosts, not one each
+                    for name, snap in snaps.items():
+                        if snap.reachable:
+                            store.record_host_facts(name, dict(snap.facts), now)
             workload_notes, changes = self._workloads(store, inventory, snaps, now, dry_run)
             rows = store.list_pods()
             pods = [(row, row_pod(row)) for row in rows]

@@ -281,7 +281,6 @@ class Engine:
                 if code:
                     break
         if code != t.codes[h]:
-            t.codes = t.codes.copy()
             t.codes[h] = code
         base = float(t.static_base[h])
         for p, w in t.lscorers:

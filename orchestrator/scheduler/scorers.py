@@ -293,7 +293,7 @@ class _Combo:
                 self.values[:] = self._all()
             else:
                 for h in set(dirty):
-                    pass
+                    self.values[h] = sum(w * int(c[h]) for w, c in self.terms)
         return self.values
 
 

@@ -247,9 +247,20 @@ def fragments(canary: str) -> list[str]:
     ]
 
 
+# Ways out of a quoting context, each used on both sides of a payload.
+BREAKOUTS = ["", "'", '"', "`", ")", "}", "\n", "\r\n", ";", "|", "&", "\\", "'\"", "$'", "%s", "-- "]
+
+
+def attacks(canary: str) -> list[str]:
+    """A payload that creates the canary, wrapped in every breakout."""
+    payloads = [f"; touch {canary}; ", f"$(touch {canary})", f"`touch {canary}`"]
+    return [b + p + b for b in BREAKOUTS for p in payloads]
+
+
 def hostile(canary: str, min_size: int = 1) -> st.SearchStrategy[str]:
-    piece = st.one_of(st.sampled_from(fragments(canary)), st.text(max_size=6))
-    return st.lists(piece, min_size=min_size, max_size=5).map("".join)
+    piece = st.one_of(st.sampled_from(attacks(canary)), st.sampled_from(fragments(canary)),
+                      st.text(max_size=6))
+    return st.lists(piece, min_size=min_size, max_size=4).map("".join)
 
 
 def no_nul(s: str) -> str:
@@ -493,7 +504,7 @@ def expected_error_paths(doc: dict) -> set[str]:
                 bad.add(f"{at}.env[{j}].name")
             if e.get("value") is not None and not is_data(e["value"]):
                 bad.add(f"{at}.env[{j}].value")
-        if c.get("workingDir", "") != "" and not is_path(c["workingDir"]):
+        if c.get("workingDir") not in (None, "") and not is_path(c["workingDir"]):
             bad.add(at + ".workingDir")
         targets = set()
         for j, m in enumerate(c.get("volumeMounts", [])):
@@ -838,31 +849,40 @@ def test_hostile_pods_only_run_what_they_declare(sandbox: Sandbox):
 
 
 def hand_picked(canary: str) -> list[Example]:
-    """Specs that once broke something, or nearly: each must pass like any fuzzed one."""
+    """Every attack string in every field a manifest or an image puts in a script (one
+    pod per attack), plus specs that once broke something: deterministic coverage of
+    what the random examples only hit now and then."""
     frags = [no_nul(f) for f in fragments(canary)]
     image = {"busybox": ImageConfig(ref="busybox", digest=DIGEST, cmd=("sh",),
                                     env=(EnvVar("PATH", "/bin"), EnvVar(f"$(touch {canary})", "`x`")))}
 
-    def pod(**container) -> Example:
+    def pod(images: dict = image, **container) -> Example:
         volumes = container.pop("volumes", [{"name": "data", "emptyDir": {}}])
         doc = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web"},
                "spec": {"volumes": volumes, "containers": [{"name": "app", "image": "busybox", **container}]}}
-        return Example(doc, image, "dict", True)
+        return Example(doc, images, "dict", True)
 
-    return [
+    out = []
+    for n, a in enumerate(attacks(canary)):
+        workdir = {"workingDir": path_ish(a)} if n % 2 else {}  # else the image's WorkingDir
+        kinds = ["", "DirectoryOrCreate", "FileOrCreate", "Directory", "File"]
+        out.append(pod(
+            images={"busybox": ImageConfig(ref="busybox", digest=DIGEST, entrypoint=(a,), cmd=(a, a),
+                                           env=(EnvVar(env_name_ish(a), a),), working_dir=path_ish(a))},
+            args=[a], env=[{"name": env_name_ish(a), "value": a}], **workdir,
+            volumes=[{"name": f"h{i}", "hostPath": {"path": f"/srv/v{i}/{a}", "type": kind}}
+                     for i, kind in enumerate(kinds)] + [{"name": "data", "emptyDir": {}}],
+            volumeMounts=[{"name": f"h{i}", "mountPath": f"/m{i}" + path_ish(a, colon=False),
+                           "readOnly": i % 2 == 0} for i in range(len(kinds))]
+            + [{"name": "data", "mountPath": path_ish(a, colon=False)}]))
+    return out + [
         pod(command=frags, args=frags),
         pod(env=[{"name": env_name_ish(f), "value": f} for f in frags] + [{"name": "HOSTNAME", "value": "\n"}]),
         # $(...) would drop a trailing newline: '/..\n' must not become '..' (the parent)
         pod(volumeMounts=[{"name": "data", "mountPath": p} for p in ("/..\n", "/x\n", "/.\n/y", "/dev\n")],
             workingDir="/..\n"),
-        pod(workingDir=f"/$(touch {canary})/`touch {canary}`/;touch {canary}\n"),
-        pod(volumes=[{"name": "h", "hostPath": {"path": f"/srv/v0/x\n/{name}", "type": kind}}
-                     for name, kind in (("f", "FileOrCreate"),)],
+        pod(volumes=[{"name": "h", "hostPath": {"path": "/srv/v0/x\n/f", "type": "FileOrCreate"}}],
             volumeMounts=[{"name": "h", "mountPath": "/f\n"}]),
-        pod(volumes=[{"name": f"h{i}", "hostPath": {"path": f"/srv/v{i}/{f}", "type": kind}}
-                     for i, (f, kind) in enumerate(zip(frags[10:16], ["", "DirectoryOrCreate", "FileOrCreate"] * 2))],
-            volumeMounts=[{"name": f"h{i}", "mountPath": f"/m{i}/{f.replace(':', '_')}", "readOnly": i % 2 == 0}
-                          for i, f in enumerate(frags[10:16]) if ".." not in f.split("/")]),
     ]
 
 
@@ -874,6 +894,7 @@ def test_hand_picked_hostile_pods(sandbox: Sandbox):
     fuzz.finish()
     assert fuzz.stats["run"] == len(cases), fuzz.summary()
     assert all(o.get("created") for o in fuzz.outcomes), fuzz.summary()
+    assert sum(o.get("started", 0) for o in fuzz.outcomes) == len(cases), fuzz.summary()
 
 
 def runtime_refusal(pod: Pod, images: dict) -> str | None:
