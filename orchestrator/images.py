@@ -814,8 +814,14 @@ def _runtime_from_config(config: dict) -> _Runtime:
         entrypoint=() if entrypoint == ("",) else entrypoint,  # [""] means "no entrypoint"
         cmd=_strings(c.get("Cmd"), "Cmd"),
         env=env,
-        working_dir=str(c.get("WorkingDir") or ""),
+        # A relative WorkingDir means relative to the container's root (as containerd
+        # reads it); stored absolute so no later step can resolve it against a host cwd.
+        working_dir=_absolute_workdir(str(c.get("WorkingDir") or "")),
     )
+
+
+def _absolute_workdir(path: str) -> str:
+    return posixpath.normpath("/" + path) if path and not path.startswith("/") else path
 
 
 def _override(rt: _Runtime, entrypoint: Sequence[str] | None, cmd: Sequence[str] | None,

@@ -24,6 +24,7 @@ SPREAD_LABEL = "host(s) didn't match pod topology spread constraints (missing re
 AFFINITY = "host(s) didn't match pod affinity rules"
 ANTI_AFFINITY = "host(s) didn't match pod anti-affinity rules"
 EXISTING_ANTI = "host(s) didn't satisfy existing pods anti-affinity rules"
+SMALL = 64  # up to this many topology domains, per-domain work is done in plain Python
 
 
 def untolerated(taint) -> str:
@@ -257,20 +258,28 @@ class PodTopologySpread(GlobalFilter):
             present = domains_present(topo, elig_key, elig, ix)
             n_domains = int(np.count_nonzero(present))
             floor_to_zero = n_domains == 0 or (c.min_domains is not None and n_domains < c.min_domains)
-            absent = np.where(present, 0, np.iinfo(np.int64).max // 2)  # excluded from the minimum
             self_match = c.label_selector is not None and c.label_selector.matches(pod.label_map)
-            state.append((topo, counts, absent, floor_to_zero, c.max_skew - self_match,
+            state.append((topo, counts, present.tolist() if topo.D <= SMALL else present, floor_to_zero,
+                          c.max_skew - self_match,
                           ix.reason(self.name, SPREAD), ix.reason(self.name, SPREAD_LABEL)))
         return state
 
     def codes(self, state, ctx):
         out = None
-        for topo, counts, absent, floor_to_zero, limit, skew_code, label_code in state:
-            low = 0 if floor_to_zero else int((counts + absent).min())
-            bad = counts > limit + low
-            if topo.all_has and not bad.any():
-                continue
-            table = np.where(bad, skew_code, 0).astype(U16)
+        for topo, counts, present, floor_to_zero, limit, skew_code, label_code in state:
+            if topo.D <= SMALL:  # few domains (zones): plain Python beats NumPy's call cost
+                cl = counts.tolist()
+                low = 0 if floor_to_zero else min(c for c, p in zip(cl, present) if p)
+                bad = [c > limit + low for c in cl]
+                if topo.all_has and not any(bad):
+                    continue
+                table = np.array([skew_code if b else 0 for b in bad], dtype=U16)
+            else:
+                low = 0 if floor_to_zero else int(counts[present].min())
+                bad = counts > limit + low
+                if topo.all_has and not bad.any():
+                    continue
+                table = np.where(bad, skew_code, 0).astype(U16)
             table[topo.D] = label_code
             codes = table[topo.dom]
             out = codes if out is None else np.where(out != 0, out, codes)

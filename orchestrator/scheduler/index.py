@@ -84,24 +84,29 @@ class Counts:
         self.counts = np.bincount(topo.dom, weights=weights, minlength=topo.D + 1).astype(np.int64)
         self.counts[topo.D] = 0
 
-    def add(self, h: int) -> None:
-        d = self.dom_l[h]
-        if d != self.D and (self.elig_l is None or self.elig_l[h]):
-            self.counts[d] += 1
-
 
 class Query:
-    """Pods matching every conjunct (namespaces + selector)."""
+    """Pods matching every conjunct (namespaces + selector), counted per (key, eligible
+    hosts) on demand."""
 
-    __slots__ = ("conjuncts", "host_counts", "counters")
+    __slots__ = ("conjuncts", "counters")
 
-    def __init__(self, conjuncts: tuple[Conjunct, ...], n: int):
+    def __init__(self, conjuncts: tuple[Conjunct, ...]):
         self.conjuncts = conjuncts
-        self.host_counts = np.zeros(n, dtype=np.int64)
         self.counters: dict[Hashable, Counts] = {}
 
     def matches(self, namespace: str, labels: dict) -> bool:
         return all(conjunct_matches(c, namespace, labels) for c in self.conjuncts)
+
+
+class Plan:
+    """What charging a pod of one spec touches, resolved once per spec: its (namespace,
+    labels) group, the queries that match it, the affinity terms it carries."""
+
+    __slots__ = ("sig", "group", "seen", "matched", "carried")
+
+    def __init__(self, sig: tuple, group: list):
+        self.sig, self.group, self.seen, self.matched, self.carried = sig, group, 0, [], None
 
 
 class Carried:
@@ -112,11 +117,6 @@ class Carried:
     def __init__(self, conj: Conjunct, weight: int, topo: Topo):
         self.conjunct, self.weight, self.topo = conj, weight, topo
         self.counts = np.zeros(topo.D + 1, dtype=np.int64)
-
-    def add(self, h: int) -> None:
-        d = self.topo.dom_l[h]
-        if d != self.topo.D:
-            self.counts[d] += 1
 
 
 CARRIED_KINDS = ("anti", "affinity", "preferred")
@@ -165,20 +165,20 @@ class Index:
         self._reason_ids: dict[tuple, int] = {}
         self.cache: dict[Hashable, object] = {}  # plugins' per-run memo (static masks...)
         self.log: list[int] = []  # host of every charge, in order
+        self._synced = 0  # charges already copied into the NumPy resource arrays
         self._topos: dict[str, Topo] = {}
         self._groups: dict[tuple[str, tuple], list[int]] = {}  # (ns, labels) -> hosts
         self._queries: list[Query] = []
         self._query_ids: dict[tuple, int] = {}
-        self._matched: dict[tuple, tuple[int, list[Query]]] = {}
         self._carried: dict[str, list[Carried]] = {k: [] for k in CARRIED_KINDS}
         self._carried_ids: dict[tuple, Carried] = {}
         self._carried_matched: dict[tuple, tuple[int, list[Carried]]] = {}
         self.carried_version = 0  # distinct carried terms so far
-        self._carriers: dict[tuple, list[Carried]] = {}
         for b in snapshot.bound:
             h = self.pos.get(b.host)
             if h is not None and b.pod.key not in skip_keys:
                 self.charge(b.pod, h)
+        self.sync()
 
     # ------------------------------------------------------------ reasons
 
@@ -203,21 +203,22 @@ class Index:
     def query(self, conjuncts: tuple[Conjunct, ...]) -> Query:
         qid = self._query_ids.get(conjuncts)
         if qid is None:
-            q = Query(conjuncts, self.n)
-            for (ns, labels), hosts in self._groups.items():
-                if q.matches(ns, dict(labels)):
-                    np.add.at(q.host_counts, hosts, 1)
             qid = self._query_ids[conjuncts] = len(self._queries)
-            self._queries.append(q)
+            self._queries.append(Query(conjuncts))
         return self._queries[qid]
 
     def counts(self, conjuncts: tuple[Conjunct, ...], key: str,
                elig_key: Hashable = None, elig: np.ndarray | None = None) -> np.ndarray:
-        """Matching pods per domain of `key` (D+1 slots), counting eligible hosts only."""
+        """Matching pods per domain of `key` (D+1 slots), counting eligible hosts only.
+        The array is live: charge() updates it in place."""
         q = self.query(conjuncts)
         c = q.counters.get((key, elig_key))
         if c is None:
-            c = q.counters[(key, elig_key)] = Counts(self.topo(key), elig, q.host_counts)
+            host_counts = np.zeros(self.n, dtype=np.int64)
+            for (ns, labels), hosts in self._groups.items():
+                if hosts and q.matches(ns, dict(labels)):
+                    np.add.at(host_counts, hosts, 1)
+            c = q.counters[(key, elig_key)] = Counts(self.topo(key), elig, host_counts)
         return c.counts
 
     def carried(self, kind: str, pod: SchedPod) -> list[Carried]:
@@ -235,49 +236,55 @@ class Index:
 
     # ------------------------------------------------------------ charging
 
-    def charge(self, pod: SchedPod, h: int) -> None:
-        """Bind `pod` to host h: resources, ports, and every count it takes part in."""
-        cpu, mem = pod.cpu_m, pod.memory
-        nzc, nzm = pod.score_cpu_m, pod.score_memory
-        self.free_cpu_l[h] -= cpu
-        self.free_mem_l[h] -= mem
-        self.free_pods_l[h] -= 1
-        self.nz_cpu_l[h] += nzc
-        self.nz_mem_l[h] += nzm
-        self.free_cpu[h] = self.free_cpu_l[h]
-        self.free_mem[h] = self.free_mem_l[h]
-        self.free_pods[h] = self.free_pods_l[h]
-        self.nz_cpu[h] = self.nz_cpu_l[h]
-        self.nz_mem[h] = self.nz_mem_l[h]
-        for port in pod.host_ports:
-            self.ports[h].add(port)
-            self.port_hosts.setdefault(port, set()).add(h)
-        self.log.append(h)
+    def sync(self) -> None:
+        """Bring the NumPy copies of the per-host resources up to date with the lists
+        (charge() writes only the lists; vector code calls this first)."""
+        if self._synced != len(self.log):
+            for h in set(self.log[self._synced:]):
+                self.free_cpu[h], self.free_mem[h], self.free_pods[h] = (
+                    self.free_cpu_l[h], self.free_mem_l[h], self.free_pods_l[h])
+                self.nz_cpu[h], self.nz_mem[h] = self.nz_cpu_l[h], self.nz_mem_l[h]
+            self._synced = len(self.log)
+
+    def plan(self, pod: SchedPod) -> Plan:
         sig = (pod.namespace, pod.labels)
         group = self._groups.get(sig)
         if group is None:
             group = self._groups[sig] = []
-        group.append(h)
-        seen, matched = self._matched.get(sig, (0, []))
-        if seen < len(self._queries):
-            labels = pod.label_map
-            matched = matched + [q for q in self._queries[seen:] if q.matches(pod.namespace, labels)]
-            self._matched[sig] = (len(self._queries), matched)
-        for q in matched:
-            q.host_counts[h] += 1
-            for c in q.counters.values():
-                c.add(h)
-        if pod.pod_anti_affinity or pod.pod_affinity or pod.preferred_pod_affinity or pod.preferred_pod_anti_affinity:
-            self._carry(pod, h)
+        return Plan(sig, group)
 
-    def _carry(self, pod: SchedPod, h: int) -> None:
-        sig = (pod.namespace, pod.pod_anti_affinity, pod.pod_affinity,
-               pod.preferred_pod_affinity, pod.preferred_pod_anti_affinity)
-        carried = self._carriers.get(sig)
-        if carried is None:
-            carried = self._carriers[sig] = self._carried_terms(pod)
-        for c in carried:
-            c.add(h)
+    def charge(self, pod: SchedPod, h: int, plan: Plan | None = None) -> None:
+        """Bind `pod` to host h: resources, ports, and every count it takes part in.
+        `plan` (from plan(), per spec) saves resolving the pod's groups each time."""
+        if plan is None:
+            plan = self.plan(pod)
+        self.free_cpu_l[h] -= pod.cpu_m
+        self.free_mem_l[h] -= pod.memory
+        self.free_pods_l[h] -= 1
+        self.nz_cpu_l[h] += pod.score_cpu_m
+        self.nz_mem_l[h] += pod.score_memory
+        for port in pod.host_ports:
+            self.ports[h].add(port)
+            self.port_hosts.setdefault(port, set()).add(h)
+        self.log.append(h)
+        plan.group.append(h)
+        if plan.seen < len(self._queries):
+            ns, labels = pod.namespace, pod.label_map
+            plan.matched = plan.matched + [q for q in self._queries[plan.seen:] if q.matches(ns, labels)]
+            plan.seen = len(self._queries)
+        for q in plan.matched:
+            for c in q.counters.values():
+                d = c.dom_l[h]
+                if d != c.D and (c.elig_l is None or c.elig_l[h]):
+                    c.counts[d] += 1
+        if plan.carried is None:
+            has_terms = (pod.pod_anti_affinity or pod.pod_affinity or pod.preferred_pod_affinity
+                         or pod.preferred_pod_anti_affinity)
+            plan.carried = self._carried_terms(pod) if has_terms else ()
+        for c in plan.carried:
+            d = c.topo.dom_l[h]
+            if d != c.topo.D:
+                c.counts[d] += 1
 
     def _carried_terms(self, pod: SchedPod) -> list[Carried]:
         ns = pod.namespace

@@ -149,11 +149,11 @@ class Context:
         self.ix, self.pod, self.template = ix, pod, template
         self.feasible, self.pen, self.n_feasible = template.ok, template.pen, template.n_ok
 
-    def domains(self, topo) -> np.ndarray:
+    def domains(self, topo) -> list[bool]:
         """Per domain of topo (D+1 slots, the last "no label"): holds a feasible host?"""
         if self.feasible is self.template.ok:
-            return self.template.domain_ok(topo) > 0
-        return topo.present(self.feasible)
+            return [k > 0 for k in self.template.domain_ok(topo)]
+        return topo.present(self.feasible).tolist()
 
     def count_hist(self, counts: np.ndarray) -> dict | None:
         """{count: feasible hosts with it} of per-host counts (a hostname-keyed count
@@ -161,7 +161,7 @@ class Context:
         narrowed the feasible set (then work on the arrays)."""
         if self.feasible is not self.template.ok:
             return None
-        return self.template.count_hist(counts, self.ix.log)
+        return self.template.count_hist(counts)
 
 
 BIG = 1e18

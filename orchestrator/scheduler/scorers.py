@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from .filters import conjunct, spread_eligible, term_mask
+from .filters import SMALL, conjunct, spread_eligible, term_mask
 from .plugin import BIG, Gathered, GlobalScorer, LocalScorer, Point, Tabled, floordiv
 from .types import HOSTNAME_LABEL, tolerated
 
@@ -212,9 +212,7 @@ class PodTopologySpreadScore(GlobalScorer):
         parts, has_all, all_has = state
         if len(parts) == 1:
             topo = parts[0][0]
-            if not topo.identity:
-                return self._one_domain_key(parts[0], ctx)
-            fast = self._one_host_key(parts[0], ctx)
+            fast = self._one_host_key(parts[0], ctx) if topo.identity else self._one_domain_key(parts[0], ctx)
             if fast is not None:
                 return fast
         considered = ctx.feasible if all_has else ctx.feasible & has_all
@@ -245,27 +243,30 @@ class PodTopologySpreadScore(GlobalScorer):
         if not hist:
             return 0
         w = math.log(ctx.n_feasible + 2)
-        hi, lo = max(hist), min(hist)
-        raw = np.floor(np.arange(hi + 1) * w + extra + 0.5)
-        top, low = float(raw[hi]), float(raw[lo])  # raw grows with the count
-        table = np.full(hi + 1, 100.0) if top == 0 else floordiv((top + low - raw) * 100, top)
+        raw = {c: math.floor(c * w + extra + 0.5) for c in hist}
+        top, low = max(raw.values()), min(raw.values())
+        table = np.zeros(max(hist) + 1)  # by count, for the counts feasible hosts have
+        table[list(raw)] = [100 if top == 0 else (top + low - r) * 100 // top for r in raw.values()]
         return Tabled(table, counts, ctx.ix.n, "clip")
 
     @staticmethod
     def _one_domain_key(part, ctx):
         """One constraint on a key like zone: every host of a domain scores the same, so
-        score the domains and gather."""
+        score the domains (in Python: there are few) and gather."""
         topo, counts, extra, _ = part
+        if topo.D > SMALL:
+            return None
         present = ctx.domains(topo)
         present[topo.D] = False  # hosts without the key are ignored
-        size = int(np.count_nonzero(present))
-        if not size:
+        cl = counts.tolist()
+        live = [cl[d] for d in range(topo.D) if present[d]]
+        if not live:
             return 0
-        raw = np.floor(counts * math.log(size + 2) + extra + 0.5)
-        top, low = float(raw[present].max()), float(raw[present].min())
-        scores = np.full(topo.D + 1, 100.0) if top == 0 else floordiv((top + low - raw) * 100, top)
+        w = math.log(len(live) + 2)
+        top, low = math.floor(max(live) * w + extra + 0.5), math.floor(min(live) * w + extra + 0.5)
+        scores = [100.0 if top == 0 else float((top + low - math.floor(c * w + extra + 0.5)) * 100 // top) for c in cl]
         scores[topo.D] = 0.0
-        return Gathered(scores, topo)
+        return Gathered(np.array(scores), topo)
 
 
 class _Combo:
@@ -331,11 +332,16 @@ class InterPodAffinityScore(GlobalScorer):
                 fast = self._one_host_key(terms.sync(log), ctx)
                 if fast is not None:
                     return fast
-            else:  # one key like zone: every host of a domain scores the same
-                values = sum(counts * float(w) for w, counts in terms)
+            elif topo.D <= SMALL:  # one key like zone: every host of a domain scores the same
+                values = [0] * (topo.D + 1)
+                for w, counts in terms:
+                    values = [v + c * w for v, c in zip(values, counts.tolist())]
                 present = ctx.domains(topo)
-                top, low = float(values[present].max()), float(values[present].min())
-                return Gathered(np.floor(100.0 * ((values - low) / (top - low))), topo) if top > low else 0
+                live = [v for v, p in zip(values, present) if p]
+                top, low = max(live), min(live)
+                if not top > low:
+                    return 0
+                return Gathered(np.array([math.floor(100.0 * ((v - low) / (top - low))) for v in values], dtype=F64), topo)
         raw = None
         for topo, terms in state:
             if topo.identity:
@@ -364,9 +370,10 @@ class InterPodAffinityScore(GlobalScorer):
             return 0
         if top - low > 4 * ctx.ix.n + 64:
             return None
-        span = np.arange(low, top + 1)
-        table = np.empty(len(span))
-        table[span % len(span)] = np.floor(100.0 * ((span - low).astype(F64) / (top - low)))
+        size, spread = top - low + 1, top - low
+        table = np.zeros(size)  # table[v % size] scores v, for the values feasible hosts have
+        present = list(hist)
+        table[[v % size for v in present]] = [math.floor(100.0 * ((v - low) / spread)) for v in present]
         return Tabled(table, values, ctx.ix.n, "wrap")
 
 

@@ -10,8 +10,8 @@ are cached on the instance (the framework hashes a pod's spec once per placement
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from functools import cached_property
-from typing import Mapping
+from operator import attrgetter
+from typing import ClassVar, Mapping
 
 from ..model import Pairs, Taint, pairs
 
@@ -27,14 +27,14 @@ NODE_OPS = SELECTOR_OPS + ("Gt", "Lt")
 def _frozen(cls):
     """A frozen dataclass whose hash is computed once and kept on the instance."""
     cls = dataclass(frozen=True)(cls)
-    names = tuple(f.name for f in fields(cls))
+    values = attrgetter(*(f.name for f in fields(cls)), "__class__")  # always a tuple
 
     def __hash__(self):
-        h = self.__dict__.get("_hash")
-        if h is None:
-            h = hash(tuple(getattr(self, n) for n in names))
-            self.__dict__["_hash"] = h
-        return h
+        try:
+            return self.__dict__["_hash"]
+        except KeyError:
+            h = self.__dict__["_hash"] = hash(values(self))
+            return h
 
     cls.__hash__ = __hash__
     return cls
@@ -279,22 +279,17 @@ class SchedPod:
             _set(self, "host_ports", tuple((int(p), str(proto)) for p, proto in self.host_ports))
         if self.cpu_m < 0 or self.memory < 0:
             raise ValueError(f"{self.key}: negative resource request")
+        d = self.__dict__
+        d["label_map"] = dict(self.labels)
+        d["score_cpu_m"] = self.nonzero_cpu_m if self.nonzero_cpu_m is not None else (self.cpu_m or DEFAULT_CPU_REQUEST_M)
+        d["score_memory"] = (self.nonzero_memory if self.nonzero_memory is not None
+                             else (self.memory or DEFAULT_MEMORY_REQUEST))
 
-    @cached_property
-    def label_map(self) -> dict[str, str]:
-        return dict(self.labels)
-
-    @property
-    def score_cpu_m(self) -> int:
-        if self.nonzero_cpu_m is not None:
-            return self.nonzero_cpu_m
-        return self.cpu_m or DEFAULT_CPU_REQUEST_M
-
-    @property
-    def score_memory(self) -> int:
-        if self.nonzero_memory is not None:
-            return self.nonzero_memory
-        return self.memory or DEFAULT_MEMORY_REQUEST
+    # Derived values, set once in __post_init__ (not fields: not compared, not hashed):
+    # label_map (labels as a dict); score_cpu_m / score_memory (the scoring requests).
+    label_map: ClassVar[dict]
+    score_cpu_m: ClassVar[int]
+    score_memory: ClassVar[int]
 
 
 @_frozen

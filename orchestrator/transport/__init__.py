@@ -55,23 +55,51 @@ class Result:
         return f"{self.host}: {self.status}{code} ({self.duration:.2f}s){why}"
 
 
-def wrap_script(script: str) -> bytes:
+# Wrapped scripts from this size on use the `head -c` loader; smaller ones are read
+# with the `read -N` builtin. Measured with bash 5.2 on a pipe (median CPU per run,
+# bench: `bash -s` fed each form): 1 KB 1.4 vs 2.3 ms, 4 KB 1.5 vs 2.1 ms, 16 KB 4.2
+# vs 4.5 ms; from there on parsing dominates and the two are even. The loader keeps
+# big batches off the here-string's pipe (bash falls back to a temp file above the
+# pipe's 64 KiB, and before bash 5.1 always does).
+LOADER_MIN = 16 * 1024
+
+
+def wrap_script(script: str, *, loader: bool | None = None) -> bytes:
     """The bytes sent on stdin before any payload.
 
-    - A one-line loader, `. <(head -c N)`, makes bash take the script in one read
-      (bash reads a script on a pipe one byte at a time: ~10 ms for a 40 KB batch);
-      `head -c` stops exactly after the script, so what follows on stdin (a payload,
-      or the user's input for `exec -i`) stays there for the script's commands.
+    The script travels as one block, `{ ...; }`, that bash sources from a file
+    descriptor after taking it off stdin in one piece (on a pipe bash reads a script
+    one byte at a time: ~10 ms for a 40 KB batch). How the block is taken:
+
+    - small scripts (below LOADER_MIN, the probe): `read -N <bytes>` into a variable,
+      then `. /dev/fd/9 9<<<"$var"`: builtins only, no process is started (bash 5.2
+      reads the block with one read(2); the here-string is a pipe);
+    - bigger ones (loader=True forces it): a loader, `. <(head -c N)`, a `head`
+      process per session.
+
+    Both stop exactly after the script, so what follows on stdin (a payload, or the
+    user's input for `exec -i`) stays there for the script's commands, and both run
+    the block the same way (sourced: `return` ends it, errors read "line N").
+
     - `{ ...; }` makes bash parse the WHOLE script before running any of it: a
-      syntax error runs nothing. The price: `shopt -s extglob` (or an alias) cannot
-      affect how later lines of the same script are parsed.
+      syntax error runs nothing (nor does a script cut short in transit). The price:
+      `shopt -s extglob` (or an alias) cannot affect how later lines of the same
+      script are parsed.
     - `; exit $?` stops bash from ever executing payload bytes a script did not
       consume.
-    - LC_ALL=C sits on the script's first line, so bash's error line numbers match it.
+    - LC_ALL=C sits on the script's first line, so bash's error line numbers match it
+      (and on the first line of the stream, so `read -N` counts bytes).
     """
     body = script if script.endswith("\n") or not script else script + "\n"
     block = f"{{ export LC_ALL=C; {body}}}\n".encode()
-    return f". <(head -c {len(block)}) ; exit $?\n".encode() + block
+    if loader is None:
+        # NUL: no bash variable can hold it (read would drop it and read on).
+        loader = len(block) >= LOADER_MIN or "\0" in script
+    if loader:
+        return f". <(head -c {len(block)}) ; exit $?\n".encode() + block
+    return (f"export LC_ALL=C; IFS= read -r -N {len(block)} PODCTL_SCRIPT || "
+            "{ echo 'podctl: the script was cut short; nothing ran' >&2; exit 1; }; "
+            '. /dev/fd/9 9<<<"$PODCTL_SCRIPT" ; exit $?\n').encode() + block
 
 
 def remote_command(host: Host) -> list[str]:

@@ -204,8 +204,9 @@ def test_daemonset_follows_the_inventory_and_taints(lab, podctl, tmp_path):
         full = inventory(lab, tmp_path)
         settle(podctl, "-i", full)
         assert sorted(p["spec"]["nodeName"] for p in running(pods(podctl, "agent", "-i", full))) == names
-        # A NoSchedule taint the DaemonSet does not tolerate: that host's pod goes.
-        tainted = inventory(lab, tmp_path, taints={names[3]: "dedicated=db:NoSchedule"})
+        # A NoExecute taint the DaemonSet does not tolerate: that host's pod goes (a
+        # NoSchedule taint would only keep new pods off, as in Kubernetes).
+        tainted = inventory(lab, tmp_path, taints={names[3]: "dedicated=db:NoExecute"})
         settle(podctl, "-i", tainted)
         assert names[3] not in {p["spec"]["nodeName"] for p in pods(podctl, "agent", "-i", tainted)}
     finally:

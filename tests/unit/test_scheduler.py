@@ -460,6 +460,28 @@ def test_spread_schedule_anyway_by_hostname():
     assert score_of(pl, "PodTopologySpread") == {"a1": 20, "a2": 100, "b1": 60, "b2": 100}
 
 
+def test_spread_schedule_anyway_hostname_weight_is_log_of_feasible_hosts_plus_two():
+    hosts = [host("a"), host("b"), host("c")]
+    b = [bound("a", f"default/e{i}", labels=WEB) for i in range(4)] + [bound("b", "default/e9", labels=WEB)]
+    pl = place(pod(labels=WEB, topology_spread=spread(key=HOSTNAME, when="ScheduleAnyway")), hosts, b)
+    # log(3 + 2): a round(4 * 1.609) = 6, b 2, c 0 -> 100 * (6 + 0 - s) / 6
+    assert score_of(pl, "PodTopologySpread") == {"a": 0, "b": 66, "c": 100}
+
+
+def test_normalisation_is_over_the_hosts_this_pod_may_use():
+    # the best preferred host is taken by a global filter (anti-affinity): the maximum is
+    # then the best of the rest, which scores 100
+    hosts = [host("a1", labels={"disk": "ssd", "gen": "1"}), host("a2", labels={"gen": "1"}), host("b1")]
+    terms = (PreferredSchedulingTerm(50, NodeSelectorTerm((Requirement("disk", "In", ("ssd",)),))),
+             PreferredSchedulingTerm(10, NodeSelectorTerm((Requirement("gen", "Exists"),))))
+    b = [bound("a1", "default/e", labels=WEB)]
+    first = pod("default/q", preferred_node_affinity=terms)
+    second = pod("default/r", labels=WEB, preferred_node_affinity=terms, pod_anti_affinity=anti())
+    out = schedule([first, second], Snapshot(tuple(hosts), tuple(b)), FULL)
+    assert score_of(out[0], "NodeAffinity") == {"a1": 100, "a2": 16, "b1": 0}
+    assert score_of(out[1], "NodeAffinity") == {"a2": 100, "b1": 0}
+
+
 def test_preferred_pod_anti_affinity_and_affinity():
     b = [bound("a1", "default/e1", labels=WEB)]
     term = WeightedPodAffinityTerm(100, PodAffinityTerm(APP, HOSTNAME))

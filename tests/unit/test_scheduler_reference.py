@@ -447,3 +447,42 @@ def test_local_plugins_one_host_form_equals_vector_form(rows, strategy, wc, wm):
             if not plugin.static and plugin.applies(p):
                 vec = plugin.scores(p, ix, idx).tolist()
                 assert vec == [plugin.score_one(p, ix, h) for h in range(ix.n)], plugin.name
+
+
+@st.composite
+def crowded_st(draw):
+    """Few hosts, many pods of one or two specs: counts per host and per zone grow, which
+    is where the histogram and per-domain shortcuts of the global scorers work."""
+    n = draw(st.integers(2, 6))
+    hosts = [SchedHost(f"h{i}", labels={"zone": ZONES[i % draw(st.integers(1, 3))]}, cpu_m=8000, memory=16 * GI,
+                       taints=(Taint("soft", "", "PreferNoSchedule"),) if i % 3 == 2 else ())
+             for i in range(n)]
+    specs = []
+    for _ in range(draw(st.integers(1, 2))):
+        app = draw(names(APPS))
+        sel = LabelSelector({"app": app})
+        kw = dict(labels={"app": app}, cpu_m=draw(names([0, 100, 700])), memory=draw(names([0, GI // 4])))
+        key = draw(keys.filter(lambda k: k != "disk"))
+        kind = draw(names(["spread", "anti", "affinity", "both", "required"]))
+        if kind in ("spread", "both"):
+            kw["topology_spread"] = (TopologySpreadConstraint(draw(st.integers(1, 4)), key, "ScheduleAnyway", sel),)
+        if kind in ("anti", "both"):
+            kw["preferred_pod_anti_affinity"] = (WeightedPodAffinityTerm(draw(st.integers(1, 100)), PodAffinityTerm(sel, key)),)
+        if kind == "affinity":
+            kw["preferred_pod_affinity"] = (WeightedPodAffinityTerm(draw(st.integers(1, 100)), PodAffinityTerm(sel, key)),)
+        if kind == "required":
+            kw["topology_spread"] = (TopologySpreadConstraint(draw(st.integers(1, 2)), key, "DoNotSchedule", sel),)
+            kw["preferred_node_affinity"] = (PreferredSchedulingTerm(10, NodeSelectorTerm((Requirement("zone", "In", ("za",)),))),)
+        specs.append(kw)
+    seq = draw(st.lists(st.integers(0, len(specs) - 1), min_size=5, max_size=40))
+    pods = [SchedPod(f"default/p{i}", **specs[s]) for i, s in enumerate(seq)]
+    return hosts, (), pods, draw(names(["LeastAllocated", "MostAllocated"]))
+
+
+@SETTINGS
+@given(crowded_st())
+def test_crowded_hosts_match_the_reference(w):
+    got, want = run_both(*w)
+    for g, (host, rejections, cards) in zip(got, want):
+        assert g.host == host, g.key
+        assert {c.host: {n: s for n, s, _ in c.scores} for c in g.candidates} == cards, g.key

@@ -3,22 +3,13 @@ set -euo pipefail
 export LC_ALL=C TZ=UTC PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 PODCTL_STATE=/var/lib/podctl
 PODCTL_RUN=/run/podctl
-# shellcheck disable=SC2034  # used by the scripts that include this library
-PODCTL_BRIDGE=podctl0
 # cgroup v1 hierarchies podctl uses; cpu and cpuacct may be one co-mounted hierarchy.
 PODCTL_V1_CONTROLLERS="cpu cpuacct memory pids"
-
-now_utc() { printf '%(%Y-%m-%dT%H:%M:%SZ)T' -1; }
-
-# Sleep without starting a process (a read that times out on a pipe nobody writes).
-nap_s() {
-  [ -n "${PODCTL_NAP_FD:-}" ] || exec {PODCTL_NAP_FD}<> <(:)
-  read -r -t "$1" -u "$PODCTL_NAP_FD" _ || true
-}
 
 # The cgroup hierarchies podctl writes to, found once: the v2 root, or each v1
 # controller's mount (cpu and cpuacct may be one co-mounted hierarchy: then a directory
 # shows up twice, which every caller tolerates; it saves resolving symlinks).
+# shellcheck disable=SC2034  # CG_ROOTS: used by the scripts that include lib.sh.j2
 if [ -f /sys/fs/cgroup/cgroup.controllers ]; then
   CGV=2
   CG_ROOTS=(/sys/fs/cgroup/podctl)
@@ -31,6 +22,28 @@ else
   done
   CG_MAIN=/sys/fs/cgroup/pids/podctl
 fi
+
+# Is the pod's supervisor alive? Prints its pid (status 0) if so. A pid file alone
+# could name a reused pid, so the process's command line must name the pod's uid.
+# Builtins only: no process is started (the probe asks this for every pod).
+supervisor_pid() {
+  local uid=$1 pid="" argv=()
+  { read -r pid <"$PODCTL_RUN/pods/$uid/supervisor.pid"; } 2>/dev/null || [ -n "$pid" ] || return 1
+  [[ $pid =~ ^[1-9][0-9]*$ ]] || return 1
+  { mapfile -d '' argv <"/proc/$pid/cmdline"; } 2>/dev/null || return 1
+  [[ ${argv[*]} == *"$uid"* ]] || return 1
+  echo "$pid"
+}
+# shellcheck disable=SC2034  # used by the scripts that include this library
+PODCTL_BRIDGE=podctl0
+
+now_utc() { printf '%(%Y-%m-%dT%H:%M:%SZ)T' -1; }
+
+# Sleep without starting a process (a read that times out on a pipe nobody writes).
+nap_s() {
+  [ -n "${PODCTL_NAP_FD:-}" ] || exec {PODCTL_NAP_FD}<> <(:)
+  read -r -t "$1" -u "$PODCTL_NAP_FD" _ || true
+}
 
 # The cgroup directories of a podctl path ("<uid>" or "<uid>/<container>"), one a line.
 cg_dirs() {
@@ -182,15 +195,6 @@ atomic_write() {
 write_atomic() {
   local tmp="$1.tmp.$BASHPID"
   printf '%s\n' "$2" >"$tmp" && mv -f "$tmp" "$1"
-}
-
-# Is the pod's supervisor alive? A pid file alone could name a reused pid.
-supervisor_pid() {
-  local uid=$1 pid
-  pid=$(cat "$PODCTL_RUN/pods/$uid/supervisor.pid" 2>/dev/null) || return 1
-  [ -n "$pid" ] && [ -r "/proc/$pid/cmdline" ] || return 1
-  tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q -- "$uid" || return 1
-  echo "$pid"
 }
 
 # Unmount everything below a directory, deepest first.

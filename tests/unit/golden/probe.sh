@@ -1,24 +1,14 @@
 set -u
-# --- podctl host library (templates/lib.sh.j2) ---
 export LC_ALL=C TZ=UTC PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 PODCTL_STATE=/var/lib/podctl
 PODCTL_RUN=/run/podctl
-# shellcheck disable=SC2034  # used by the scripts that include this library
-PODCTL_BRIDGE=podctl0
 # cgroup v1 hierarchies podctl uses; cpu and cpuacct may be one co-mounted hierarchy.
 PODCTL_V1_CONTROLLERS="cpu cpuacct memory pids"
-
-now_utc() { printf '%(%Y-%m-%dT%H:%M:%SZ)T' -1; }
-
-# Sleep without starting a process (a read that times out on a pipe nobody writes).
-nap_s() {
-  [ -n "${PODCTL_NAP_FD:-}" ] || exec {PODCTL_NAP_FD}<> <(:)
-  read -r -t "$1" -u "$PODCTL_NAP_FD" _ || true
-}
 
 # The cgroup hierarchies podctl writes to, found once: the v2 root, or each v1
 # controller's mount (cpu and cpuacct may be one co-mounted hierarchy: then a directory
 # shows up twice, which every caller tolerates; it saves resolving symlinks).
+# shellcheck disable=SC2034  # CG_ROOTS: used by the scripts that include lib.sh.j2
 if [ -f /sys/fs/cgroup/cgroup.controllers ]; then
   CGV=2
   CG_ROOTS=(/sys/fs/cgroup/podctl)
@@ -32,195 +22,19 @@ else
   CG_MAIN=/sys/fs/cgroup/pids/podctl
 fi
 
-# The cgroup directories of a podctl path ("<uid>" or "<uid>/<container>"), one a line.
-cg_dirs() {
-  local d
-  for d in "${CG_ROOTS[@]}"; do echo "$d/$1"; done
-}
-
-# The one directory whose cgroup.procs lists a cgroup's processes.
-cg_main_dir() { echo "$CG_MAIN/$1"; }
-
-# cg_create REL...: make cgroups (and, on v2, delegate the controllers down to them).
-cg_create() {
-  local rel d dirs=()
-  for rel in "$@"; do
-    for d in "${CG_ROOTS[@]}"; do dirs+=("$d/$rel"); done
-  done
-  mkdir -p "${dirs[@]}"
-  if [ "$CGV" = 2 ]; then
-    echo "+cpu +memory +pids" >/sys/fs/cgroup/cgroup.subtree_control 2>/dev/null || true
-    echo "+cpu +memory +pids" >/sys/fs/cgroup/podctl/cgroup.subtree_control 2>/dev/null || true
-    for rel in "$@"; do
-      [[ $rel == */* ]] || echo "+cpu +memory +pids" >"/sys/fs/cgroup/podctl/$rel/cgroup.subtree_control" 2>/dev/null || true
-    done
-  fi
-}
-
-# cg_limits REL MEMORY_BYTES CPU_QUOTA_US CPU_SHARES PIDS_MAX ("" leaves one unset)
-cg_limits() {
-  local rel=$1 mem=$2 quota=$3 shares=$4 pids=$5 d
-  while read -r d; do
-    if [ "$CGV" = 2 ]; then
-      [ -z "$mem" ] || echo "$mem" >"$d/memory.max"
-      [ -z "$mem" ] || { [ ! -f "$d/memory.swap.max" ] || echo 0 >"$d/memory.swap.max"; }
-      [ -z "$quota" ] || echo "$quota 100000" >"$d/cpu.max"
-      # cpu.shares (2..262144) to cpu.weight (1..10000), the formula runc uses.
-      [ -z "$shares" ] || echo $((1 + ((shares - 2) * 9999) / 262142)) >"$d/cpu.weight"
-      [ -z "$pids" ] || echo "$pids" >"$d/pids.max"
-      continue
-    fi
-    if [ -n "$mem" ] && [ -f "$d/memory.limit_in_bytes" ]; then
-      echo "$mem" >"$d/memory.limit_in_bytes"
-      [ ! -f "$d/memory.memsw.limit_in_bytes" ] || echo "$mem" >"$d/memory.memsw.limit_in_bytes"
-    fi
-    if [ -n "$quota" ] && [ -f "$d/cpu.cfs_quota_us" ]; then
-      echo 100000 >"$d/cpu.cfs_period_us"
-      echo "$quota" >"$d/cpu.cfs_quota_us"
-    fi
-    [ -z "$shares" ] || [ ! -f "$d/cpu.shares" ] || echo "$shares" >"$d/cpu.shares"
-    [ -z "$pids" ] || [ ! -f "$d/pids.max" ] || echo "$pids" >"$d/pids.max"
-  done < <(cg_dirs "$rel")
-}
-
-# Move the calling process into a cgroup ("0" is the writer itself, in any pid namespace).
-cg_join() {
-  local d
-  for d in "${CG_ROOTS[@]}"; do echo 0 >"$d/$1/cgroup.procs"; done
-}
-
-cg_procs() {
-  local d="$CG_MAIN/$1"
-  [ -d "$d" ] || return 0
-  find "$d" -name cgroup.procs -exec cat {} + 2>/dev/null || true
-}
-
-cg_signal() {
-  local p
-  for p in $(cg_procs "$1"); do kill "-$2" "$p" 2>/dev/null || true; done
-}
-
-# The OOM kill counter of a cgroup, to tell an OOM kill from any other SIGKILL.
-cg_oom_kills() {
-  local f key value
-  if [ "$CGV" = 2 ]; then f="/sys/fs/cgroup/podctl/$1/memory.events"; else f="/sys/fs/cgroup/memory/podctl/$1/memory.oom_control"; fi
-  if [ -r "$f" ]; then
-    while read -r key value; do
-      [ "$key" != oom_kill ] || { echo "$value"; return; }
-    done <"$f"
-  fi
-  echo 0
-}
-
-# Kill everything in a cgroup tree, then remove its directories bottom-up.
-cg_destroy() {
-  local rel=$1 d
-  for _ in $(seq 1 100); do
-    [ -n "$(cg_procs "$rel")" ] || break
-    cg_signal "$rel" KILL
-    sleep 0.05
-  done
-  while read -r d; do
-    [ -d "$d" ] || continue
-    find "$d" -depth -type d -exec rmdir {} + 2>/dev/null || true
-  done < <(cg_dirs "$rel")
-}
-
-# Resolve PATH inside ROOT the way the container will see it: symlinks are followed
-# relative to ROOT, never to the host (what runc's securejoin does). Sets SJ to the
-# host path (no subshell: this is on the container start path); `securejoin` prints it.
-securejoin_var() {
-  local root=$1 rest=$2 cur="" comp target hops=0
-  rest=${rest#/}
-  while [ -n "$rest" ]; do
-    comp=${rest%%/*}
-    if [ "$comp" = "$rest" ]; then rest=""; else rest=${rest#*/}; fi
-    case "$comp" in
-      "" | .) continue ;;
-      ..) cur=${cur%/*}; continue ;;
-    esac
-    if [ -L "$root$cur/$comp" ]; then
-      hops=$((hops + 1))
-      [ "$hops" -le 40 ] || { echo "securejoin: too many symlinks" >&2; return 1; }
-      target=$(readlink "$root$cur/$comp")
-      case "$target" in
-        /*) cur="" ;;
-      esac
-      rest="${target#/}${rest:+/$rest}"
-      continue
-    fi
-    cur="$cur/$comp"
-  done
-  SJ="$root$cur"
-}
-
-securejoin() { securejoin_var "$@" && printf '%s\n' "$SJ"; }
-
-# A directory (or, with "file", an empty file) at PATH inside ROOT, created if missing.
-# Sets MP to its host path; `mkpath_in_root` prints it.
-mkpath_var() {
-  local root=$1 path=$2 kind=${3:-dir}
-  securejoin_var "$root" "$path" || return 1
-  MP=$SJ
-  if [ "$kind" = file ]; then
-    [ -d "${MP%/*}" ] || mkdir -p "${MP%/*}"
-    [ -e "$MP" ] || : >"$MP"
-  else
-    [ -d "$MP" ] || mkdir -p "$MP"
-  fi
-}
-
-mkpath_in_root() { mkpath_var "$@" && printf '%s\n' "$MP"; }
-
-# Atomic write: content on stdin lands in FILE all at once (readers never see half).
-atomic_write() {
-  local f=$1 tmp="$1.tmp.$BASHPID"
-  cat >"$tmp" && mv -f "$tmp" "$f"
-}
-
-# write_atomic FILE TEXT: the same, with the text as an argument (no cat).
-write_atomic() {
-  local tmp="$1.tmp.$BASHPID"
-  printf '%s\n' "$2" >"$tmp" && mv -f "$tmp" "$1"
-}
-
-# Is the pod's supervisor alive? A pid file alone could name a reused pid.
+# Is the pod's supervisor alive? Prints its pid (status 0) if so. A pid file alone
+# could name a reused pid, so the process's command line must name the pod's uid.
+# Builtins only: no process is started (the probe asks this for every pod).
 supervisor_pid() {
-  local uid=$1 pid
-  pid=$(cat "$PODCTL_RUN/pods/$uid/supervisor.pid" 2>/dev/null) || return 1
-  [ -n "$pid" ] && [ -r "/proc/$pid/cmdline" ] || return 1
-  tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q -- "$uid" || return 1
+  local uid=$1 pid="" argv=()
+  { read -r pid <"$PODCTL_RUN/pods/$uid/supervisor.pid"; } 2>/dev/null || [ -n "$pid" ] || return 1
+  [[ $pid =~ ^[1-9][0-9]*$ ]] || return 1
+  { mapfile -d '' argv <"/proc/$pid/cmdline"; } 2>/dev/null || return 1
+  [[ ${argv[*]} == *"$uid"* ]] || return 1
   echo "$pid"
 }
-
-# Unmount everything below a directory, deepest first.
-umount_below() {
-  local dir=$1 m
-  [ -e "$dir" ] || return 0
-  while read -r m; do
-    umount -l "$m" 2>/dev/null || true
-  done < <(awk -v d="$dir" '$5 == d || index($5, d "/") == 1 { print $5 }' /proc/self/mountinfo | sort -r)
-}
-
-# Remove every trace of a pod on this host: processes, mounts, namespaces, veth,
-# cgroups, directories. Safe to run on a pod that is half made or already gone.
-pod_teardown() {
-  local uid=$1 veth=$2
-  # Nothing of this pod here (the common case on create): nothing to do.
-  if [ ! -e "$PODCTL_RUN/pods/$uid" ] && [ ! -e "$PODCTL_STATE/pods/$uid" ] && [ ! -d "$CG_MAIN/$uid" ] \
-     && [ ! -e "/sys/class/net/$veth" ]; then
-    return 0
-  fi
-  cg_signal "$uid" KILL
-  cg_destroy "$uid"
-  ip link del "$veth" 2>/dev/null || true
-  umount_below "$PODCTL_RUN/pods/$uid"
-  umount_below "$PODCTL_STATE/pods/$uid"
-  rm -rf --one-file-system "$PODCTL_RUN/pods/$uid" "$PODCTL_STATE/pods/$uid"
-}
-# --- end of podctl host library ---
 report() { local IFS=' '; printf '@@podctl %s\n' "$*"; }
-# Facts from /proc with builtins only: the probe runs every reconcile on every host.
+# Facts, from /sys and /proc.
 cpus=0
 online=""
 read -r online </sys/devices/system/cpu/online 2>/dev/null || true
@@ -278,8 +92,12 @@ for uid in "${uids[@]}"; do
     sep=","
   done
   status="$status]}"
+  # pod.json is one line without a newline at the end; read stops at EOF (status 1).
   meta='{}'
-  [ ! -f "$P/pod.json" ] || meta=$(tr -d '\n' <"$P/pod.json")
+  if [ -f "$P/pod.json" ]; then
+    IFS= read -r -d '' meta <"$P/pod.json" || true
+    meta=${meta//$'\n'/}
+  fi
   report pod "$uid" "$state" "$status" "$meta"
 done
 report end
