@@ -33,11 +33,22 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from orchestrator.model import Taint  # noqa: E402
-from orchestrator.scheduler import (LabelSelector, NodeSelectorTerm, PodAffinityTerm,  # noqa: E402
-                                    PreferredSchedulingTerm, Requirement, SchedHost, SchedPod,
-                                    SchedulerConfig, Snapshot, Toleration, TopologySpreadConstraint,
-                                    WeightedPodAffinityTerm, schedule)
+from orchestrator.model import Taint
+from orchestrator.scheduler import (
+    LabelSelector,
+    NodeSelectorTerm,
+    PodAffinityTerm,
+    PreferredSchedulingTerm,
+    Requirement,
+    SchedHost,
+    SchedPod,
+    SchedulerConfig,
+    Snapshot,
+    Toleration,
+    TopologySpreadConstraint,
+    WeightedPodAffinityTerm,
+    schedule,
+)
 
 GI, MI = 2**30, 2**20
 ZONES = [f"zone-{c}" for c in "abcdefghij"]
@@ -72,7 +83,6 @@ def make_templates(rng: random.Random, n: int = 40) -> list[tuple[dict, float]]:
         sel = LabelSelector({"app": app})
         kw: dict = {"namespace": ("default", "prod", "batch")[t % 3], "labels": {"app": app, "tier": ("web", "api", "db", "job")[t % 4]},
                     "images": tuple(rng.sample(IMAGES, rng.choice([1, 1, 2])))}
-        features = []
         if t % 20 != 19:  # 5% best-effort
             kw["cpu_m"] = rng.choice([100, 250, 500, 1000, 2000])
             kw["memory"] = rng.choice([128, 256, 512, 1024, 4096]) * MI

@@ -160,13 +160,13 @@ def detect_format(text: str) -> str:
         return "ssh-config"
     if any(_SECTION.match(ln.rstrip()) for ln in lines if ln.startswith("[")):
         return "ini"
-    try:
-        data = yaml.safe_load(text)
+    if any(re.match(r"\s*[-\w.]+:(\s|$)", ln) for ln in lines):
+        return "yaml"  # a `key:` line: YAML, or broken YAML to be reported as YAML
+    try:  # only now, since parsing costs more than everything above (the file is parsed again)
+        data = yaml.load(text, Loader=_BaseLoader)  # noqa: S506 - a safe loader
     except yaml.YAMLError:
         data = None
-    if isinstance(data, (dict, list)) or any(re.match(r"\s*[-\w.]+:(\s|$)", ln) for ln in lines):
-        return "yaml"  # a mapping, or a list or broken YAML to be reported as YAML
-    return "ini"  # bare "host key=value" lines (ungrouped hosts)
+    return "yaml" if isinstance(data, (dict, list)) else "ini"  # else bare "host key=value" lines
 
 
 # ------------------------------------------------------------------ raw shape
@@ -292,11 +292,13 @@ def _expand_ranges(pattern: str, where: str) -> list[str]:
 # ------------------------------------------------------------------ YAML
 
 
-class _Loader(yaml.SafeLoader):
-    """SafeLoader that rejects duplicate keys: PyYAML silently keeps the last one."""
+# libyaml's parser when PyYAML was built with it (several times faster on a 50-host
+# inventory); the pure-Python one otherwise. Both are safe loaders and give the same
+# values and the same line/column marks in errors.
+_BaseLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
-def _mapping(loader: _Loader, node: yaml.MappingNode) -> dict:
+def _mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict:
     seen: set = set()
     for key_node, _ in node.value:
         if key_node.tag == "tag:yaml.org,2002:merge":
@@ -310,12 +312,19 @@ def _mapping(loader: _Loader, node: yaml.MappingNode) -> dict:
     return loader.construct_mapping(node, deep=True)
 
 
-_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping)
+def _loader_class(base: type) -> type:
+    """`base` (a safe loader) rejecting duplicate keys: PyYAML silently keeps the last one."""
+    loader = type("_Loader", (base,), {"__doc__": _loader_class.__doc__})
+    loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping)
+    return loader
+
+
+_Loader = _loader_class(_BaseLoader)
 
 
 def _parse_yaml(text: str, source: str) -> _Raw:
     try:
-        data = yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+        data = yaml.load(text, Loader=_Loader)  # noqa: S506 - a (C)SafeLoader subclass
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = f":{mark.line + 1}" if mark else ""

@@ -5,13 +5,13 @@
 See registry.py for the plugin set and its order, types.py for the inputs.
 """
 
+from ..model import Taint
 from .explain import describe, unschedulable, verdicts
 from .framework import Placement, Rejection, ScoreCard, Verdict, schedule, select
 from .registry import DEFAULT_WEIGHTS, FILTERS, SCORERS
 from .types import (BoundPod, LabelSelector, NodeSelectorTerm, PodAffinityTerm, PreferredSchedulingTerm,
                     Requirement, SchedHost, SchedPod, SchedulerConfig, Snapshot, Toleration,
                     TopologySpreadConstraint, WeightedPodAffinityTerm)
-from ..model import Taint
 
 __all__ = [
     "BoundPod", "DEFAULT_WEIGHTS", "FILTERS", "LabelSelector", "NodeSelectorTerm", "Placement",

@@ -49,8 +49,7 @@ def describe(placement, limit: int | None = None) -> str:
         total = placement.score.total if placement.score else 0
         lines.append(f"{placement.key}: -> {placement.host} (score {total}, "
                      f"{placement.feasible} feasible host(s))")
-    shown = 0
-    for v in verdicts(placement):
+    for shown, v in enumerate(verdicts(placement)):
         if limit is not None and shown >= limit:
             lines.append("  ...")
             break
@@ -62,5 +61,4 @@ def describe(placement, limit: int | None = None) -> str:
             lines.append(f"  {v.host}: score {v.score.total}{mark}  {parts}")
         else:
             lines.append(f"  {v.host}: feasible")
-        shown += 1
     return "\n".join(lines)

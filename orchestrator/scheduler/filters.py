@@ -11,7 +11,13 @@ import numpy as np
 
 from .index import conjunct
 from .plugin import U16, GlobalFilter, LocalFilter, StaticFilter
-from .types import UNSCHEDULABLE_TAINT, NodeSelectorTerm, Requirement, tolerated
+from .types import (
+    UNSCHEDULABLE_TAINT,
+    NodeSelectorTerm,
+    Requirement,
+    parse_int64,
+    tolerated,
+)
 
 NOT_READY = "host(s) were not ready"
 UNSCHEDULABLE = "host(s) were unschedulable"
@@ -25,6 +31,7 @@ AFFINITY = "host(s) didn't match pod affinity rules"
 ANTI_AFFINITY = "host(s) didn't match pod anti-affinity rules"
 EXISTING_ANTI = "host(s) didn't satisfy existing pods anti-affinity rules"
 SMALL = 64  # up to this many topology domains, per-domain work is done in plain Python
+FIT_TABLE = ("fit-table",)
 
 
 def untolerated(taint) -> str:
@@ -45,7 +52,9 @@ def _memo(ix, key, build):
 def requirement_mask(req: Requirement, ix) -> np.ndarray:
     def build():
         if req.operator in ("Gt", "Lt"):
-            return np.array([req.matches(labels) for labels in ix.labels], dtype=bool)
+            numbers, parsed = _label_numbers(req.key, ix)
+            bound = int(req.values[0])
+            return parsed & ((numbers > bound) if req.operator == "Gt" else (numbers < bound))
         topo = ix.topo(req.key)
         if req.operator in ("Exists", "DoesNotExist"):
             return topo.has if req.operator == "Exists" else ~topo.has
@@ -53,6 +62,16 @@ def requirement_mask(req: Requirement, ix) -> np.ndarray:
         found = np.isin(topo.dom, ids) if ids else np.zeros(ix.n, dtype=bool)
         return found if req.operator == "In" else ~found
     return _memo(ix, ("req", req), build)
+
+
+def _label_numbers(key: str, ix) -> tuple[np.ndarray, np.ndarray]:
+    """Label `key` of every host as an integer (Kubernetes' ParseInt, base 10, int64),
+    and whether it is one."""
+    def build():
+        numbers = [None if v is None else parse_int64(v) for v in ix.label_values(key)]
+        parsed = np.array([n is not None for n in numbers], dtype=bool)
+        return np.array([0 if n is None else n for n in numbers], dtype=np.int64), parsed
+    return _memo(ix, ("numbers", key), build)
 
 
 def term_mask(term: NodeSelectorTerm, ix) -> np.ndarray:
@@ -165,6 +184,8 @@ class NodePorts(LocalFilter):
         return bool(pod.host_ports)
 
     def codes(self, pod, ix, idx):
+        if isinstance(idx, slice):
+            idx = np.arange(ix.n)[idx]
         bad = np.zeros(len(idx), dtype=bool)
         for port in pod.host_ports:
             used = ix.port_hosts.get(port)
@@ -173,8 +194,8 @@ class NodePorts(LocalFilter):
         return np.where(bad, ix.reason(self.name, NODE_PORTS), 0).astype(U16)
 
     def code_one(self, pod, ix, h):
-        used = ix.ports[h]
-        return ix.reason(self.name, NODE_PORTS) if any(p in used for p in pod.host_ports) else 0
+        used = ix.ports.get(h)
+        return ix.reason(self.name, NODE_PORTS) if used and any(p in used for p in pod.host_ports) else 0
 
 
 class NodeResourcesFit(LocalFilter):
@@ -184,27 +205,37 @@ class NodeResourcesFit(LocalFilter):
     name = "NodeResourcesFit"
     fields = ("cpu_m", "memory")
 
-    def _table(self, ix):
-        def build():
+    def _table(self, ix) -> list[int]:
+        """Reason code per combination of (too many pods, cpu, memory) bits."""
+        table = ix.cache.get(FIT_TABLE)
+        if table is None:
             table = [0]
             for bits in range(1, 8):
                 texts = [t for bit, t in ((1, TOO_MANY_PODS), (2, NO_CPU), (4, NO_MEMORY)) if bits & bit]
                 table.append(ix.reason(self.name, *texts))
-            return np.array(table, dtype=U16)
-        return _memo(ix, ("fit-table",), build)
+            ix.cache[FIT_TABLE] = table
+        return table
 
     def codes(self, pod, ix, idx):
-        bits = (ix.free_pods[idx] < 1).astype(np.int64)
-        if pod.cpu_m:
-            bits += (ix.free_cpu[idx] < pod.cpu_m) * 2
-        if pod.memory:
-            bits += (ix.free_mem[idx] < pod.memory) * 4
-        return self._table(ix)[bits]
+        full = ix.free_pods[idx] < 1
+        cpu = ix.free_cpu[idx] < pod.cpu_m if pod.cpu_m else None
+        mem = ix.free_mem[idx] < pod.memory if pod.memory else None
+        bad = full.copy()
+        for b in (cpu, mem):
+            if b is not None:
+                bad |= b
+        if not bad.any():
+            return np.zeros(len(full), dtype=U16)
+        bits = full.astype(np.uint8)
+        for b, bit in ((cpu, 2), (mem, 4)):
+            if b is not None:
+                bits += b.astype(np.uint8) * np.uint8(bit)
+        return np.array(self._table(ix), dtype=U16)[bits]
 
     def code_one(self, pod, ix, h):
-        bits = (ix.free_pods_l[h] < 1) + 2 * (0 < pod.cpu_m and ix.free_cpu_l[h] < pod.cpu_m) \
-            + 4 * (0 < pod.memory and ix.free_mem_l[h] < pod.memory)
-        return int(self._table(ix)[bits]) if bits else 0
+        bits = (ix.free_pods_l[h] < 1) + 2 * (pod.cpu_m > 0 and ix.free_cpu_l[h] < pod.cpu_m) \
+            + 4 * (pod.memory > 0 and ix.free_mem_l[h] < pod.memory)
+        return self._table(ix)[bits] if bits else 0
 
 
 # ---------------------------------------------------------------- global filters
@@ -259,8 +290,8 @@ class PodTopologySpread(GlobalFilter):
             n_domains = int(np.count_nonzero(present))
             floor_to_zero = n_domains == 0 or (c.min_domains is not None and n_domains < c.min_domains)
             self_match = c.label_selector is not None and c.label_selector.matches(pod.label_map)
-            state.append((topo, counts, present.tolist() if topo.D <= SMALL else present, floor_to_zero,
-                          c.max_skew - self_match,
+            state.append((topo, counts, present.tolist() if topo.D <= SMALL else np.where(present, 0, 1 << 40),
+                          floor_to_zero, c.max_skew - self_match,
                           ix.reason(self.name, SPREAD), ix.reason(self.name, SPREAD_LABEL)))
         return state
 
@@ -274,14 +305,14 @@ class PodTopologySpread(GlobalFilter):
                 if topo.all_has and not any(bad):
                     continue
                 table = np.array([skew_code if b else 0 for b in bad], dtype=U16)
-            else:
-                low = 0 if floor_to_zero else int(counts[present].min())
+            else:  # many domains (hostname): `present` is a penalty keeping absent ones out of the min
+                low = 0 if floor_to_zero else int((counts + present).min())
                 bad = counts > limit + low
                 if topo.all_has and not bad.any():
                     continue
-                table = np.where(bad, skew_code, 0).astype(U16)
+                table = np.where(bad, U16(skew_code), U16(0))
             table[topo.D] = label_code
-            codes = table[topo.dom]
+            codes = table[: topo.D] if topo.identity else table[topo.dom]
             out = codes if out is None else np.where(out != 0, out, codes)
         return out
 
@@ -291,6 +322,7 @@ class InterPodAffinity(GlobalFilter):
     required anti-affinity, and bound pods' required anti-affinity against this pod."""
 
     name = "InterPodAffinity"
+    carried = True
 
     def prepare(self, pod, ix):
         existing = ix.carried("anti", pod)
@@ -325,9 +357,11 @@ class InterPodAffinity(GlobalFilter):
                 ok = has_all  # the first pod of a group that has affinity to itself
             out = np.where(ok, 0, code).astype(U16)
         for topo, counts, code in anti:
-            bad = counts > 0
+            bad = counts[: topo.D] > 0 if topo.identity else counts > 0
             if not bad.any():
                 continue
-            codes = np.where(bad, code, 0).astype(U16)[topo.dom]
+            codes = np.where(bad, U16(code), U16(0))
+            if not topo.identity:
+                codes = codes[topo.dom]
             out = codes if out is None else np.where(out != 0, out, codes)
         return out

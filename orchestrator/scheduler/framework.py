@@ -4,30 +4,34 @@
 charged into the run's Index so the next pod sees it. Pure: no I/O, no clock, no
 randomness; hosts are ordered by name, so equal totals go to the first name.
 
-Per pod the work is (see plugin.py for the kinds):
-1. the pod's template (every static/local input: spec fields, not its name) finds its
-   cache entry: per-host reason codes and allocation scores, refreshed only on hosts
-   charged since the entry last looked (a charge changes one host);
-2. global filters and scorers run vectorised over all hosts when the pod uses them;
-3. the best total among feasible hosts wins (argmax: first = smallest name).
+Per pod the work is (see plugin.py for the kinds of plugin):
+1. its spec (every field but the key: the replicas of one controller share it) finds
+   its cache entry: the global plugins' prepared state, and the template (template.py)
+   holding every host's static and local answers (reason code, allocation scores),
+   refreshed only on the hosts charged since it last looked;
+2. global filters narrow the template's feasible set; scorers whose answer is fixed
+   for the spec (static raw scores) are folded into a per-spec base kept current host
+   by host; the others (spread, inter-pod affinity) add per-domain or per-value tables;
+3. the best total among feasible hosts wins (argmax: first index = smallest name);
+4. its ScoreCard is read off now, and the pod is charged into the Index.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, fields
 from operator import attrgetter, mul
-from typing import Iterable, NamedTuple, Sequence
+from typing import NamedTuple
 
 import numpy as np
 
 from . import explain, registry
 from .index import Index
 from .plugin import BIG, Context, Gathered, Point, Tabled
-from .template import Template, static_codes
+from .template import BULK, Template, static_codes
 from .types import SchedPod, SchedulerConfig, Snapshot
 
-F64 = np.float64
-SPEC_FIELDS = tuple(f.name for f in fields(SchedPod) if f.name not in ("key", "current_host"))
+SPEC_FIELDS = tuple(f.name for f in fields(SchedPod) if f.name != "key")
 
 
 @dataclass(frozen=True)
@@ -106,6 +110,16 @@ class Placement:
         return explain.reason_counts(self.codes(), self._reasons)
 
 
+_PLACEMENT_FIELDS = tuple(f.name for f in fields(Placement))
+
+
+def _placement(*values) -> Placement:
+    """Placement(*values) without the frozen dataclass's per-field __setattr__ calls."""
+    p = object.__new__(Placement)
+    p.__dict__.update(zip(_PLACEMENT_FIELDS, values))
+    return p
+
+
 def merge_codes(codes):
     """(template codes, [global filter codes, in filter order]) -> one array: each host
     keeps the reason of the first filter that rejected it."""
@@ -137,10 +151,13 @@ def schedule(pods: Sequence[SchedPod], snapshot: Snapshot,
 
 
 class _Spec:
-    """A distinct pod spec (all fields but key and current_host): its template and the
-    prepared state of the global plugins that have something to do for it."""
+    """A distinct pod spec (every field but the key): its template, the
+    prepared state of the global plugins that have something to do for it, and its base:
+    the template's masked local total plus the scorers whose result is fixed for the
+    spec (static raw scores: kept while their normalisation holds)."""
 
-    __slots__ = ("template", "gfilters", "gscorers", "gpos", "lpos", "plan", "version")
+    __slots__ = ("pod", "template", "gfilters", "fixed", "moving", "gpos", "lpos", "plan", "version",
+                 "base", "base_key", "base_seen", "fixed_sum")
 
 
 class Engine:
@@ -152,6 +169,7 @@ class Engine:
         self.scorers = reg.scorers
         self.names = tuple(p.name for p, _ in reg.scorers)
         self.weights = tuple(w for _, w in reg.scorers)
+        self.position = {name: i for i, name in enumerate(self.names)}
         self.lscorers = [(p, w) for p, w in reg.scorers if p.kind == "local"]
         self.gscorers = [(p, w) for p, w in reg.scorers if p.kind == "global"]
         local = sorted({f for p in self.sfilters + self.lfilters + [p for p, _ in self.lscorers] for f in p.fields})
@@ -159,33 +177,78 @@ class Engine:
         self._spec_key = attrgetter(*SPEC_FIELDS)
         self.templates: dict[tuple, Template] = {}
         self.specs: dict[tuple, _Spec] = {}
-        self.all_idx = np.arange(ix.n)
+        self._last: tuple = (None, None)
 
     def _spec(self, pod: SchedPod, key: tuple) -> _Spec:
         ix, spec = self.ix, _Spec()
+        spec.pod = pod
         local_key = self._local_key(pod)
         t = spec.template = self.templates.get(local_key)
         if t is None:
             t = spec.template = self.templates[local_key] = Template(
-                pod, ix, static_codes(pod, ix, self.sfilters), self.lfilters, self.lscorers, self.all_idx)
-        spec.gfilters = [(p, st) for p in self.gfilters if (st := p.prepare(pod, ix)) is not None]
-        spec.gscorers = [(p, w, st) for p, w in self.gscorers if (st := p.prepare(pod, ix)) is not None]
-        position = {name: i for i, name in enumerate(self.names)}
-        spec.gpos = [position[p.name] for p, _, _ in spec.gscorers]
-        spec.lpos = [(position[p.name], row) for p, _, row, _ in t.rows]
+                pod, ix, static_codes(pod, ix, self.sfilters), self.lfilters, self.lscorers)
+        spec.lpos = [self.position[p.name] for p, _, _, _ in t.rows]
         spec.plan = ix.plan(pod)
-        spec.version = ix.carried_version
+        self._prepare(spec, everything=True)
         self.specs[key] = spec
         return spec
+
+    def _prepare(self, spec: _Spec, everything: bool) -> None:
+        """Prepare the global plugins (all, or those reading bound pods' affinity terms,
+        after new terms appeared: those memoise on the terms that match)."""
+        ix, pod = self.ix, spec.pod
+        if everything:
+            spec.gfilters = [(p, st) for p in self.gfilters if (st := p.prepare(pod, ix)) is not None]
+            scorers = [(p, w, st) for p, w in self.gscorers if (st := p.prepare(pod, ix)) is not None]
+        else:
+            old = {p.name: st for p, st in spec.gfilters}
+            spec.gfilters = [(p, st) for p in self.gfilters
+                             if (st := p.prepare(pod, ix) if p.carried else old.get(p.name)) is not None]
+            old = {p.name: st for p, _, st in spec.fixed + spec.moving}
+            scorers = [(p, w, st) for p, w in self.gscorers
+                       if (st := p.prepare(pod, ix) if p.carried else old.get(p.name)) is not None]
+        spec.fixed = [s for s in scorers if s[0].fixed]
+        spec.moving = [s for s in scorers if not s[0].fixed]
+        spec.gpos = [self.position[p.name] for p, _, _ in spec.fixed + spec.moving]
+        spec.version = ix.carried_version
+        spec.base, spec.base_key, spec.base_seen, spec.fixed_sum = None, None, 0, None
+
+    def _base(self, spec: _Spec, t: Template, values: list) -> np.ndarray:
+        """t.masked + the fixed scorers' weighted sum, kept current host by host."""
+        key = tuple(id(v) if type(v) is np.ndarray else v for v in values)
+        log = self.ix.log
+        if key != spec.base_key:
+            fixed = None
+            for (p, w, _), v in zip(spec.fixed, values):
+                if type(v) is np.ndarray:
+                    fixed = v * w if fixed is None else fixed + v * w
+            spec.fixed_sum, spec.base_key = fixed, key
+            spec.base = None if fixed is None else t.masked + fixed
+        elif spec.base is not None and spec.base_seen != len(log):
+            dirty = log[spec.base_seen:]
+            if len(dirty) > BULK:
+                spec.base = t.masked + spec.fixed_sum
+            else:
+                base, masked, fixed = spec.base, t.masked, spec.fixed_sum
+                for h in set(dirty):
+                    base[h] = masked[h] + fixed[h]
+        spec.base_seen = len(log)
+        return t.masked if spec.base is None else spec.base
 
     # ------------------------------------------------------------ one pod
 
     def place(self, pod: SchedPod) -> Placement:
         ix = self.ix
         key = self._spec_key(pod)
-        spec = self.specs.get(key)
-        if spec is None or spec.version != ix.carried_version:
-            spec = self._spec(pod, key)
+        if key == self._last[0]:  # replicas come in runs: skip hashing the spec
+            spec = self._last[1]
+        else:
+            spec = self.specs.get(key)
+            if spec is None:
+                spec = self._spec(pod, key)
+            self._last = (key, spec)
+        if spec.version != ix.carried_version:
+            self._prepare(spec, everything=False)
         t = spec.template
         if t.seen != len(ix.log):
             t.refresh()
@@ -201,15 +264,14 @@ class Engine:
                 ctx.feasible, ctx.n_feasible = feasible, k
                 rejects = (rejects or []) + [g]
         codes = t.codes if rejects is None else (t.codes, rejects)
-        narrowed = rejects is not None
-        if narrowed:
-            ctx.pen = np.where(ctx.feasible, 0.0, -BIG)
         if not ctx.n_feasible:
             codes = merge_codes(codes)
             message = explain.unschedulable(codes, ix.reasons, ix.n)
-            return Placement(pod, None, message, None, 0, (), codes, ix.reasons, ix.names)
-        values, total, points = [], None, None
-        for p, w, st in spec.gscorers:
+            return _placement(pod, None, message, None, 0, (), codes, ix.reasons, ix.names)
+        values = [p.scores(st, ctx) for p, _, st in spec.fixed]
+        base = self._base(spec, t, values) if spec.fixed else t.masked
+        total, points = None, None
+        for p, w, st in spec.moving:
             v = p.scores(st, ctx)
             values.append(v)
             kind = type(v)
@@ -223,31 +285,30 @@ class Engine:
                 continue
             if total is None:
                 total = add
-                total += t.masked
+                total += base
             else:
                 total += add
-        if narrowed:  # hosts this pod's global filters rejected: push them out of reach
-            total = t.masked + ctx.pen if total is None else total.__iadd__(ctx.pen)
         if points:
-            total = t.masked.copy() if total is None else total
+            total = base.copy() if total is None else total
             for h, value in points:
                 total[h] += value
-        h = int((t.masked if total is None else total).argmax())
+        if rejects is not None:  # hosts this pod's global filters rejected: out of reach
+            total = np.where(ctx.feasible, base if total is None else total, -BIG)
+        h = int((base if total is None else total).argmax())
         card = self._card(t, spec, values, h)
         cards = ()
         if ix.config.explain == "full":
             cards = tuple(sorted((self._card(t, spec, values, i) for i in np.flatnonzero(ctx.feasible).tolist()),
                                  key=lambda c: (-c.total, c.host)))
         ix.charge(pod, h, spec.plan)
-        return Placement(pod, ix.names[h], "", card, ctx.n_feasible, cards, codes, ix.reasons, ix.names)
+        return _placement(pod, ix.names[h], "", card, ctx.n_feasible, cards, codes, ix.reasons, ix.names)
 
     def _card(self, t: Template, spec: _Spec, values: list, h: int) -> ScoreCard:
         """Each scorer's score on host h, read now (the arrays change with later charges)."""
         scores = [0] * len(self.names)
         if spec.lpos:
-            column = t.L[:, h].tolist()
-            for pos, row in spec.lpos:
-                scores[pos] = int(column[row])
+            for pos, score in zip(spec.lpos, t.scores_at(h)):
+                scores[pos] = score
         for pos, v in zip(spec.gpos, values):
             if v is None:
                 continue

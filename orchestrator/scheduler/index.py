@@ -16,11 +16,11 @@ i-th name and the first maximum of any score array is the stable tie-break.
 
 from __future__ import annotations
 
-from typing import Hashable
+from collections.abc import Hashable
 
 import numpy as np
 
-from .types import HOSTNAME_LABEL, LabelSelector, PodAffinityTerm, SchedPod, Snapshot
+from .types import LabelSelector, PodAffinityTerm, SchedPod, Snapshot
 
 Conjunct = tuple[frozenset | None, LabelSelector | None]  # (namespaces or all, selector)
 
@@ -42,18 +42,16 @@ class Topo:
 
     __slots__ = ("key", "values", "D", "dom", "dom_l", "has", "all_has", "identity", "_order")
 
-    def __init__(self, key: str, host_labels: list[dict]):
-        ids: dict[str, int] = {}
-        dom_l = []
-        for labels in host_labels:
-            v = labels.get(key)
-            dom_l.append(-1 if v is None else ids.setdefault(v, len(ids)))
+    def __init__(self, key: str, values: list[str | None]):
+        distinct = dict.fromkeys(values)  # in order of first appearance
+        distinct.pop(None, None)
+        ids = {v: i for i, v in enumerate(distinct)}
         self.key, self.values, self.D = key, list(ids), len(ids)
-        self.dom_l = [self.D if d < 0 else d for d in dom_l]
+        self.dom_l = [ids.get(v, self.D) for v in values]  # None: D
         self.dom = np.array(self.dom_l, dtype=np.int64)
         self.has = self.dom < self.D
         self.all_has = bool(self.has.all())
-        self.identity = self.D == len(dom_l) and self.dom_l == list(range(self.D))  # hostname
+        self.identity = len(values) == self.D and self.dom_l == list(range(self.D))  # hostname
         self._order = None
 
     def present(self, mask: np.ndarray) -> np.ndarray:
@@ -133,15 +131,14 @@ class Index:
             dup = sorted({x for x in self.names if self.names.count(x) > 1})
             raise ValueError(f"duplicate host names in the snapshot: {', '.join(dup)}")
         self.config = config
-        self.labels = []
-        for h in hosts:
-            labels = dict(h.labels)
-            labels.setdefault(HOSTNAME_LABEL, h.name)
-            self.labels.append(labels)
+        self.labels = [h.label_map for h in hosts]  # with the hostname label
         i64 = np.int64
         self.cap_cpu = np.array([h.cpu_m for h in hosts], dtype=i64)
         self.cap_mem = np.array([h.memory for h in hosts], dtype=i64)
         self.cap_pods = np.array([h.pods for h in hosts], dtype=i64)
+        # floor(a / b) in float64 equals integer division while a < 2**53 and b < 2**46
+        # (a non-integer quotient is >= 1/b from an integer, far above the rounding error)
+        self.float_ok = max(self.cap_cpu.max(initial=0), self.cap_mem.max(initial=0)) < 2**46
         self.ready = np.array([h.ready for h in hosts], dtype=bool)
         self.cordoned = np.array([h.cordoned for h in hosts], dtype=bool)
         # mutable per-host state: arrays for vector code, lists for one-host code
@@ -151,16 +148,14 @@ class Index:
         self.free_cpu_l, self.free_mem_l, self.free_pods_l = (
             self.free_cpu.tolist(), self.free_mem.tolist(), self.free_pods.tolist())
         self.nz_cpu_l, self.nz_mem_l = [0] * n, [0] * n
-        self.ports: list[set] = [set() for _ in range(n)]
+        self.ports: dict[int, set] = {}  # host -> (port, protocol) in use
         self.port_hosts: dict[tuple[int, str], set[int]] = {}
         # taints: hosts grouped by their taint tuple
-        groups: dict[tuple, int] = {}
-        self.taint_group = np.array([groups.setdefault(h.taints, len(groups)) for h in hosts], dtype=i64)
+        groups: dict[tuple, int] = {(): 0}
+        self.taint_group = np.array([groups.setdefault(h.taints, len(groups)) if h.taints else 0
+                                     for h in hosts], dtype=i64)
         self.taint_sets = list(groups)
-        self.image_hosts: dict[str, list[int]] = {}
-        for i, h in enumerate(hosts):
-            for image in h.images:
-                self.image_hosts.setdefault(image, []).append(i)
+        self._image_hosts: dict[str, np.ndarray] | None = None
         self.reasons: list[tuple[str, tuple[str, ...]]] = [("", ())]  # code 0: feasible
         self._reason_ids: dict[tuple, int] = {}
         self.cache: dict[Hashable, object] = {}  # plugins' per-run memo (static masks...)
@@ -192,12 +187,27 @@ class Index:
                 raise OverflowError("more than 65535 distinct rejection reasons")
         return code
 
+    def image_hosts(self, image: str) -> np.ndarray:
+        """Hosts that have `image` (the index is built on first use)."""
+        if self._image_hosts is None:
+            index: dict[str, list[int]] = {}
+            for i, h in enumerate(self.hosts):
+                for img in h.images:
+                    index.setdefault(img, []).append(i)
+            self._image_hosts = {img: np.array(hosts, dtype=np.int64) for img, hosts in index.items()}
+        found = self._image_hosts.get(image)
+        return np.zeros(0, dtype=np.int64) if found is None else found
+
     # ------------------------------------------------------------ topology and counts
+
+    def label_values(self, key: str) -> list[str | None]:
+        """Each host's value of label `key` (None: no such label)."""
+        return [m.get(key) for m in self.labels]
 
     def topo(self, key: str) -> Topo:
         t = self._topos.get(key)
         if t is None:
-            t = self._topos[key] = Topo(key, self.labels)
+            t = self._topos[key] = Topo(key, self.label_values(key))
         return t
 
     def query(self, conjuncts: tuple[Conjunct, ...]) -> Query:
@@ -263,15 +273,17 @@ class Index:
         self.free_pods_l[h] -= 1
         self.nz_cpu_l[h] += pod.score_cpu_m
         self.nz_mem_l[h] += pod.score_memory
-        for port in pod.host_ports:
-            self.ports[h].add(port)
-            self.port_hosts.setdefault(port, set()).add(h)
+        if pod.host_ports:
+            for port in pod.host_ports:
+                self.ports.setdefault(h, set()).add(port)
+                self.port_hosts.setdefault(port, set()).add(h)
         self.log.append(h)
         plan.group.append(h)
-        if plan.seen < len(self._queries):
+        queries = self._queries
+        if plan.seen < len(queries):
             ns, labels = pod.namespace, pod.label_map
-            plan.matched = plan.matched + [q for q in self._queries[plan.seen:] if q.matches(ns, labels)]
-            plan.seen = len(self._queries)
+            plan.matched = plan.matched + [q for q in queries[plan.seen:] if q.matches(ns, labels)]
+            plan.seen = len(queries)
         for q in plan.matched:
             for c in q.counters.values():
                 d = c.dom_l[h]

@@ -15,9 +15,11 @@ The kind tells the framework how often it must ask, which is where the speed com
   working per topology domain where they can (a zone has many hosts, one count).
 
 Filters return per-host reason codes (uint16, 0 = passes; Index.reason() interns them).
-Scorers return 0..100 per host: a float64 array holding integers, a Gathered (one score
-per domain), a Point (one host scores, the rest 0), a single int (every host the same),
-or None (Kubernetes' PreScore Skip: 0 everywhere).
+Scorers return 0..100 per host: a float64 array holding integers (a `fixed` scorer
+returns the same array object while its answer holds, so the framework can keep the
+weighted sum current host by host), a Gathered (one score per domain), a Tabled (one
+score per count), a Point (one host scores, the rest 0), a single int (every host the
+same), or None (Kubernetes' PreScore Skip: 0 everywhere).
 """
 
 from __future__ import annotations
@@ -55,6 +57,8 @@ class StaticFilter(Plugin):
 
 
 class LocalFilter(Plugin):
+    """Vector form: `idx` is an array of host indices or a slice (ALL: every host)."""
+
     kind = "local"
 
     def codes(self, pod, ix, idx: np.ndarray) -> np.ndarray:  # pragma: no cover - interface
@@ -66,6 +70,7 @@ class LocalFilter(Plugin):
 
 class GlobalFilter(Plugin):
     kind = "global"
+    carried = False  # True: reads bound pods' affinity terms (re-prepared when new ones appear)
 
     def prepare(self, pod, ix):  # pragma: no cover - interface
         raise NotImplementedError
@@ -87,6 +92,8 @@ class LocalScorer(Plugin):
 
 class GlobalScorer(Plugin):
     kind = "global"
+    carried = False  # as GlobalFilter.carried
+    fixed = False  # True: returns the same array object while its answer is unchanged
 
     def prepare(self, pod, ix):  # pragma: no cover - interface
         raise NotImplementedError
@@ -143,11 +150,18 @@ class Context:
     """What global plugins see of the pod being placed: the hosts still feasible, a
     penalty array (0 where feasible, -BIG elsewhere: max(x + pen) is the feasible max)."""
 
-    __slots__ = ("ix", "pod", "feasible", "pen", "template", "n_feasible")
+    __slots__ = ("ix", "pod", "feasible", "_pen", "template", "n_feasible")
 
     def __init__(self, ix, pod, template):
         self.ix, self.pod, self.template = ix, pod, template
-        self.feasible, self.pen, self.n_feasible = template.ok, template.pen, template.n_ok
+        self.feasible, self.n_feasible, self._pen = template.ok, template.n_ok, None
+
+    @property
+    def pen(self) -> np.ndarray:
+        """0 on feasible hosts, -BIG elsewhere: max(x + pen) is the feasible maximum."""
+        if self._pen is None:
+            self._pen = np.where(self.feasible, 0.0, -BIG)
+        return self._pen
 
     def domains(self, topo) -> list[bool]:
         """Per domain of topo (D+1 slots, the last "no label"): holds a feasible host?"""
@@ -168,7 +182,8 @@ BIG = 1e18
 
 
 def floordiv(a, b):
-    """floor(a / b) for non-negative integer-valued float64 arrays, b > 0: exact while
-    a < 2**53 and b < 2**40 (a non-integer quotient is at least 1/b from an integer,
-    far more than the rounding error of one division), and 5x faster than int64 //."""
+    """floor(a / b) for integer-valued float64 a (|a| < 2**53) and b (0 < b < 2**46),
+    quotients up to ~100 (scores): exact, since a non-integer quotient is at least 1/b
+    from an integer, far more than the rounding error of one division; and ~2x faster
+    than int64 //."""
     return np.floor(a / b)

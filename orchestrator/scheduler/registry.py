@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from . import affinity as a
 from . import filters as f
 from . import scorers as s
 from .plugin import Plugin
@@ -46,9 +47,9 @@ SCORERS: tuple[tuple[Plugin, int], ...] = (
     # Preferred node affinity: the user's stated preference (2).
     (s.NodeAffinityScore(), 2),
     # Spreading replicas across domains (ScheduleAnyway): availability (2).
-    (s.PodTopologySpreadScore(), 2),
+    (a.PodTopologySpreadScore(), 2),
     # Preferred pod (anti-)affinity, both ways (2).
-    (s.InterPodAffinityScore(), 2),
+    (a.InterPodAffinityScore(), 2),
     # Allocation: LeastAllocated or MostAllocated, chosen in the config (1).
     (None, 1),
     # Keep cpu and memory use in proportion, so neither strands the other (1).

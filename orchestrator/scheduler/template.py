@@ -19,33 +19,33 @@ from .plugin import BIG, U16
 
 F64 = np.float64
 BULK = 24  # refresh up to this many charged hosts one by one; more: vectorised
+ALL = slice(None)  # "every host" for the vector forms: a[ALL] is a view, not a copy
+HIST_BULK = 256  # update a histogram host by host up to this many charges; more: rebuild
 
 
 class Template:
-    __slots__ = ("pod", "ix", "lfilters", "rows", "static", "static_l", "codes", "codes_l", "ok", "ok_l",
-                 "pen", "masked", "L", "static_base", "static_base_l", "n_ok", "seen", "dok", "hists")
+    __slots__ = ("pod", "ix", "lfilters", "rows", "static", "codes", "ok", "masked", "static_base",
+                 "L", "n_ok", "seen", "dok", "hists")
 
-    def __init__(self, pod, ix, static_codes: np.ndarray, lfilters, lscorers, all_idx: np.ndarray):
+    def __init__(self, pod, ix, static_codes: np.ndarray, lfilters, lscorers):
         self.pod, self.ix = pod, ix
-        n = ix.n
         self.lfilters = [p for p in lfilters if p.applies(pod)]
-        # rows of L: (scorer, weight, row, refreshed on charge?)
-        self.rows = [(p, w, i, not p.static) for i, (p, w) in enumerate((p, w) for p, w in lscorers if p.applies(pod))]
-        self.L = np.zeros((len(self.rows), n), dtype=F64)
-        self.static_base = np.zeros(n, dtype=F64)
-        for p, w, row, refreshed in self.rows:
-            if not refreshed:
-                self.L[row] = p.scores(pod, ix, all_idx)
-                self.static_base += self.L[row] * w
-        self.static_base_l = self.static_base.tolist()
-        self.static, self.static_l = static_codes, static_codes.tolist()
-        self.codes = static_codes
-        self.ok = np.zeros(n, dtype=bool)
-        self.pen = np.zeros(n, dtype=F64)
-        self.masked = np.zeros(n, dtype=F64)
+        # (scorer, weight, its scores if static, else its row of L: recomputed per charged host)
+        self.rows, k = [], 0
+        for p, w in lscorers:
+            if p.applies(pod):
+                fixed = p.scores(pod, ix, ALL) if p.static else None
+                self.rows.append((p, w, fixed, None if fixed is not None else k))
+                k += fixed is None
+        self.L = np.zeros((k, ix.n), dtype=F64)
+        self.static_base = np.zeros(ix.n, dtype=F64)
+        for _, w, fixed, _ in self.rows:
+            if fixed is not None:
+                self.static_base += fixed * w
+        self.static = self.codes = static_codes
         self.dok: dict = {}
         self.hists: dict = {}
-        self.update(all_idx, everything=True)
+        self.update(ALL, everything=True)
 
     # ------------------------------------------------------------ catching up
 
@@ -56,13 +56,13 @@ class Template:
             self.seen = len(log)
             for h in set(dirty):
                 self.update_one(h)
-        elif len(dirty) < self.ix.n:
-            self.update(np.unique(np.array(dirty)))
+        elif len(dirty) < self.ix.n // 2:
+            self.update(np.array(list(set(dirty))))
         else:
-            self.update(np.arange(self.ix.n), everything=True)
+            self.update(ALL, everything=True)
 
-    def update(self, idx: np.ndarray, everything: bool = False) -> None:
-        """Recompute the local plugins on hosts idx, vectorised."""
+    def update(self, idx, everything: bool = False) -> None:
+        """Recompute the local plugins on hosts idx (an index array, or ALL), vectorised."""
         ix, pod = self.ix, self.pod
         ix.sync()
         codes = self.static if everything else self.static[idx]
@@ -74,47 +74,59 @@ class Template:
             self.codes = self.codes.copy()  # placements keep the old array: copy on write
             self.codes[idx] = codes
         base = self.static_base[idx]
-        for p, w, row, refreshed in self.rows:
-            if refreshed:
+        for p, w, fixed, row in self.rows:
+            if fixed is None:
                 s = p.scores(pod, ix, idx)
                 self.L[row, idx] = s
                 base = base + s * w
         ok = codes == 0
-        pen = np.where(ok, 0.0, -BIG)
-        self.ok[idx], self.pen[idx], self.masked[idx] = ok, pen, base + pen
-        self.codes_l, self.ok_l = self.codes.tolist(), self.ok.tolist()
-        self.n_ok = int(np.count_nonzero(self.ok))
-        for key, (topo, _) in list(self.dok.items()):
-            self.dok[key] = (topo, self._domain_ok(topo))
+        masked = np.where(ok, base, base - BIG)
+        if everything:
+            self.ok, self.masked = ok, masked
+            self.n_ok = int(np.count_nonzero(ok))
+            for key, (topo, _) in list(self.dok.items()):
+                self.dok[key] = (topo, self._domain_ok(topo))
+        else:
+            flipped = idx[ok != self.ok[idx]].tolist()
+            self.ok[idx], self.masked[idx] = ok, masked
+            for h in flipped:
+                now = bool(self.ok[h])
+                self.n_ok += 1 if now else -1
+                for topo, counts in self.dok.values():
+                    counts[topo.dom_l[h]] += 1 if now else -1
         self.seen = len(ix.log)
 
     def update_one(self, h: int) -> None:
         """The same for one host, in plain Python."""
         ix, pod = self.ix, self.pod
-        code = self.static_l[h]
+        code = self.static.item(h)
         if not code:
             for p in self.lfilters:
                 code = p.code_one(pod, ix, h)
                 if code:
                     break
-        if code != self.codes_l[h]:
+        if code != self.codes.item(h):
             self.codes = self.codes.copy()
-            self.codes[h] = self.codes_l[h] = code
-        base = self.static_base_l[h]
+            self.codes[h] = code
+        base = self.static_base.item(h)
         L = self.L
-        for p, w, row, refreshed in self.rows:
-            if refreshed:
+        for p, w, fixed, row in self.rows:
+            if fixed is None:
                 s = p.score_one(pod, ix, h)
                 L[row, h] = s
                 base += s * w
         ok = not code
-        if ok != self.ok_l[h]:
-            self.ok[h] = self.ok_l[h] = ok
-            self.pen[h] = 0.0 if ok else -BIG
+        if ok != self.ok.item(h):
+            self.ok[h] = ok
             self.n_ok += 1 if ok else -1
             for topo, counts in self.dok.values():
                 counts[topo.dom_l[h]] += 1 if ok else -1
         self.masked[h] = base if ok else base - BIG
+
+    def scores_at(self, h: int) -> list[int]:
+        """Each local scorer's score on host h now, in self.rows order."""
+        column = self.L[:, h].tolist()
+        return [int(fixed[h]) if fixed is not None else int(column[row]) for _, _, fixed, row in self.rows]
 
     # ------------------------------------------------------------ for global plugins
 
@@ -134,7 +146,7 @@ class Template:
         on charged hosts, updated from the hosts charged since the last call."""
         n, log = self.ix.n, self.ix.log
         entry = self.hists.get(id(values))
-        if entry is not None and len(log) - entry[3] > BULK:
+        if entry is not None and len(log) - entry[3] > HIST_BULK:
             entry = None
         if entry is None:
             distinct, freq = np.unique(values[:n][self.ok], return_counts=True)
@@ -143,10 +155,10 @@ class Template:
             return hist
         _, snap, okl, seen, hist = entry
         if seen != len(log):
-            ok_now = self.ok_l
+            ok_now = self.ok
             for h in set(log[seen:]):
                 old_ok, old_v = okl[h], snap[h]
-                new_ok, new_v = ok_now[h], int(values[h])
+                new_ok, new_v = bool(ok_now[h]), int(values[h])
                 if old_ok:
                     left = hist[old_v] - 1
                     if left:
@@ -162,13 +174,14 @@ class Template:
 
 def static_codes(pod, ix, sfilters) -> np.ndarray:
     """The first static filter's reason per host (memoised per filter and spec)."""
-    codes = None
-    for p in sfilters:
-        if not p.applies(pod):
-            continue
-        memo = ("static", p.name, p.key(pod))
+    memos = tuple(("static", p.name, p.key(pod)) for p in sfilters if p.applies(pod))
+    codes = ix.cache.get(memos)
+    if codes is not None:
+        return codes
+    for p, memo in zip([p for p in sfilters if p.applies(pod)], memos):
         c = ix.cache.get(memo)
         if c is None:
             c = ix.cache[memo] = p.codes(pod, ix)
         codes = c if codes is None else np.where(codes != 0, codes, c)
-    return np.zeros(ix.n, dtype=U16) if codes is None else codes
+    codes = ix.cache[memos] = np.zeros(ix.n, dtype=U16) if codes is None else codes
+    return codes

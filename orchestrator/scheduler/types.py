@@ -9,9 +9,11 @@ are cached on the instance (the framework hashes a pod's spec once per placement
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from operator import attrgetter
-from typing import ClassVar, Mapping
+from typing import ClassVar
 
 from ..model import Pairs, Taint, pairs
 
@@ -51,11 +53,15 @@ def _tuple(obj, *names: str) -> None:
             _set(obj, name, tuple(value))
 
 
-def _int(text: str) -> int | None:
-    try:
-        return int(text, 10)
-    except ValueError:
+_INT = re.compile(r"[+-]?[0-9]+")
+
+
+def parse_int64(text: str) -> int | None:
+    """Go's strconv.ParseInt(text, 10, 64): optional sign, decimal digits, int64 range."""
+    if not _INT.fullmatch(text):
         return None
+    n = int(text)
+    return n if -2**63 <= n < 2**63 else None
 
 
 # ---------------------------------------------------------------- selectors
@@ -78,7 +84,7 @@ class Requirement:
             raise ValueError(f"{self.key}: operator {op} needs values")
         if op in ("Exists", "DoesNotExist") and n:
             raise ValueError(f"{self.key}: operator {op} takes no values")
-        if op in ("Gt", "Lt") and (n != 1 or _int(self.values[0]) is None):
+        if op in ("Gt", "Lt") and (n != 1 or parse_int64(self.values[0]) is None):
             raise ValueError(f"{self.key}: operator {op} needs exactly one integer value")
 
     def matches(self, labels: Mapping[str, str]) -> bool:
@@ -91,7 +97,7 @@ class Requirement:
             return value is not None
         if op == "DoesNotExist":
             return value is None
-        number = None if value is None else _int(value)
+        number = None if value is None else parse_int64(value)
         if number is None:
             return False
         bound = int(self.values[0])
@@ -306,12 +312,17 @@ class SchedHost:
     pods: int = 110
     images: frozenset[str] = frozenset()
 
+    # Derived, set in __post_init__ (not a field): the labels as a dict, with the
+    # hostname label (the host's name) unless the labels set it.
+    label_map: ClassVar[dict]
+
     def __post_init__(self) -> None:
         if not isinstance(self.labels, tuple):
             _set(self, "labels", pairs(self.labels))
         _tuple(self, "taints")
         if not isinstance(self.images, frozenset):
             _set(self, "images", frozenset(self.images))
+        self.__dict__["label_map"] = {HOSTNAME_LABEL: self.name, **dict(self.labels)}
 
 
 @_frozen
@@ -330,7 +341,7 @@ class Snapshot:
     def __post_init__(self) -> None:
         _tuple(self, "hosts", "bound")
 
-    def bind(self, placements) -> "Snapshot":
+    def bind(self, placements) -> Snapshot:
         """The snapshot with each placed pod of `placements` bound to its host."""
         extra = tuple(BoundPod(p.host, p.sched_pod) for p in placements if p.host)
         return Snapshot(self.hosts, self.bound + extra)

@@ -14,8 +14,7 @@
   SSHKnownHosts, not the path it would re-read per connection); recording a key
   drops that file's copy, so the next lookup reads the file again. Client keys are
   likewise loaded once per path.
-- Ciphers: AES-GCM first (AES-NI makes it the cheapest on the client, which runs
-  the cipher in Python-driven calls per packet), the other defaults still allowed.
+- Ciphers: AES-GCM first (the cheapest for asyncssh), the other defaults still allowed.
 - ~/.ssh/config is not read (config=None), so nothing there changes what podctl does.
 - Retries (tenacity) only where repeating is harmless: around connect (refused,
   reset, timed out, dropped during the handshake; never auth or host-key errors) and
@@ -28,13 +27,35 @@
 from __future__ import annotations
 
 import asyncio
+import ctypes.util
 import os
 import socket
 import time
 from dataclasses import dataclass, replace
 from typing import Mapping
 
-import asyncssh
+
+def _import_asyncssh():
+    """Import asyncssh with ctypes' library lookup limited to the linker cache.
+
+    On import, asyncssh looks for liboqs (post-quantum kex) and libnettle with
+    ctypes.util.find_library, which, for a library that is not installed, goes on to
+    run gcc and ld: measured ~25 ms wall and ~70 ms CPU per podctl command on a
+    machine with a C compiler. `ldconfig -p` (find_library's first try) finds any
+    installed copy all the same, so asyncssh enables exactly what it would otherwise.
+    """
+    find_library = ctypes.util.find_library
+    in_cache = getattr(ctypes.util, "_findSoname_ldconfig", None)
+    if in_cache is not None:
+        ctypes.util.find_library = in_cache
+    try:
+        import asyncssh as module
+    finally:
+        ctypes.util.find_library = find_library
+    return module
+
+
+asyncssh = _import_asyncssh()
 from tenacity import (AsyncRetrying, retry_if_exception, retry_if_result, stop_after_attempt,
                       stop_after_delay, wait_exponential)
 
@@ -47,9 +68,10 @@ from . import (FAILED, OK, UNKNOWN, UNREACHABLE, BaseTransport, Payload, Payload
 CONNECT_ATTEMPTS = 3
 CALL_ATTEMPTS = 3  # idempotent calls only
 # Offered in this order; the server takes the first it also supports. AES-GCM costs
-# the client one AEAD call per packet; chacha20-poly1305 (asyncssh's first choice)
-# costs four cipher/MAC objects per packet (measured: see bench notes in ssh.py's
-# history). Every other default stays allowed for hosts without AES-GCM.
+# asyncssh one AEAD call per packet; chacha20-poly1305 (its first choice) builds
+# several cipher objects per packet. Measured client CPU, connect + one probe-sized
+# session: 3.6 ms with aes128-gcm vs 4.7 ms with chacha20 (a session alone: 1.7 vs
+# 2.4 ms). The other defaults stay allowed for hosts without AES-GCM.
 ENCRYPTION_ALGS = ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com", "chacha20-poly1305@openssh.com",
                    "aes128-ctr", "aes192-ctr", "aes256-ctr")
 

@@ -13,6 +13,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -22,7 +23,8 @@ import pytest
 from orchestrator.config import Config
 from orchestrator.errors import HostKeyError
 from orchestrator.model import Host
-from orchestrator.transport import FAILED, OK, UNKNOWN, UNREACHABLE, remote_command_line, wrap_script
+from orchestrator.transport import (FAILED, LOADER_MIN, OK, UNKNOWN, UNREACHABLE, remote_command_line,
+                                    wrap_script)
 from orchestrator.transport.local import LocalTransport
 from orchestrator.transport.ssh import SSHTransport
 
@@ -133,6 +135,11 @@ def canary_script(path: Path) -> str:
     return f"touch {path}\n"
 
 
+# Comment lines that push a script over LOADER_MIN: the wrapper then uses its loader form.
+BIG = "\n" + ("# padding to take the loader path\n" * (LOADER_MIN // 30 + 1))
+FORMS = pytest.mark.parametrize("pad", ["", BIG], ids=["read-N", "loader"])
+
+
 # ------------------------------------------------------------------ statuses
 
 
@@ -153,20 +160,22 @@ def test_non_zero_exit_is_failed_with_the_code(sshd, config):
     assert (r.status, r.exit_code, r.stdout) == (FAILED, 3, b"partial\n")
 
 
-def test_bash_line_numbers_match_the_script(sshd, config):
+@FORMS
+def test_bash_line_numbers_match_the_script(sshd, config, pad):
     async def go():
         async with SSHTransport(config) as t:
-            return await t.run(sshd.host(), "true\ntrue\nno-such-command-xyz\n")
+            return await t.run(sshd.host(), "true\ntrue\nno-such-command-xyz\n" + pad)
     r = arun(go())
     assert r.status == FAILED and b"line 3: no-such-command-xyz" in r.stderr
 
 
-def test_a_syntax_error_runs_nothing(sshd, config, tmp_path):
+@FORMS
+def test_a_syntax_error_runs_nothing(sshd, config, tmp_path, pad):
     canary = tmp_path / "syntax.canary"
 
     async def go():
         async with SSHTransport(config) as t:
-            return await t.run(sshd.host(), f"touch {canary}\nif then fi\n")
+            return await t.run(sshd.host(), f"touch {canary}\nif then fi\n" + pad)
     r = arun(go())
     assert r.status == FAILED and not canary.exists()
 
@@ -174,7 +183,8 @@ def test_a_syntax_error_runs_nothing(sshd, config, tmp_path):
 # ------------------------------------------------------------------ payload on stdin
 
 
-def test_20mb_payload_reaches_the_script_intact(sshd, config):
+@FORMS
+def test_20mb_payload_reaches_the_script_intact(sshd, config, pad):
     data = os.urandom(20 * MB)
 
     async def chunks():
@@ -183,8 +193,8 @@ def test_20mb_payload_reaches_the_script_intact(sshd, config):
 
     async def go():
         async with SSHTransport(config) as t:
-            as_bytes = await t.run(sshd.host(), "echo before >&2\nsha256sum\necho after >&2", payload=data)
-            as_iter = await t.run(sshd.host(), "head -c 5 >/dev/null; sha256sum", payload=chunks())
+            as_bytes = await t.run(sshd.host(), "echo before >&2\nsha256sum\necho after >&2" + pad, payload=data)
+            as_iter = await t.run(sshd.host(), "head -c 5 >/dev/null; sha256sum" + pad, payload=chunks())
             return as_bytes, as_iter
     as_bytes, as_iter = arun(go())
     assert as_bytes.status == OK, as_bytes
@@ -193,12 +203,13 @@ def test_20mb_payload_reaches_the_script_intact(sshd, config):
     assert as_iter.stdout.split()[0].decode() == hashlib.sha256(data[5:]).hexdigest()
 
 
-def test_unread_payload_is_never_executed(sshd, config, tmp_path):
+@FORMS
+def test_unread_payload_is_never_executed(sshd, config, tmp_path, pad):
     canary = tmp_path / "payload.canary"
 
     async def go():
         async with SSHTransport(config) as t:
-            return await t.run(sshd.host(), "echo done", payload=canary_script(canary).encode() * 1000)
+            return await t.run(sshd.host(), "echo done" + pad, payload=canary_script(canary).encode() * 1000)
     r = arun(go())
     assert (r.status, r.stdout) == (OK, b"done\n")
     assert not canary.exists()
@@ -224,21 +235,45 @@ def test_a_failing_payload_source_aborts_the_session_as_unknown(sshd, config, tm
 
 
 def test_wrap_script_shape():
+    def read_n(block: bytes) -> bytes:
+        return (b"export LC_ALL=C; IFS= read -r -N %d PODCTL_SCRIPT || { echo 'podctl: the script was cut "
+                b"short; nothing ran' >&2; exit 1; }; . /dev/fd/9 9<<<\"$PODCTL_SCRIPT\" ; exit $?\n" % len(block)
+                + block)
+
+    def loader(block: bytes) -> bytes:
+        return b". <(head -c %d) ; exit $?\n" % len(block) + block
+
     block = b"{ export LC_ALL=C; echo hi\n}\n"
-    assert wrap_script("echo hi") == b". <(head -c %d) ; exit $?\n" % len(block) + block
     empty = b"{ export LC_ALL=C; }\n"
-    assert wrap_script("") == b". <(head -c %d) ; exit $?\n" % len(empty) + empty
+    assert wrap_script("echo hi") == read_n(block)  # small: no process besides bash
+    assert wrap_script("") == read_n(empty)
+    assert wrap_script("echo hi", loader=True) == loader(block)
+    big = "echo hi\n" + "#" * LOADER_MIN
+    assert wrap_script(big) == loader(f"{{ export LC_ALL=C; {big}\n}}\n".encode())
+    assert wrap_script("echo hi\0") == loader(b"{ export LC_ALL=C; echo hi\0\n}\n")  # NUL: no variable holds it
 
 
-def test_wrapped_script_leaves_the_payload_on_stdin():
-    import subprocess
-
-    data = wrap_script("read -r first; echo \"got $first\"; exit 7") + b"payload-line\nmore\n"
+@pytest.mark.parametrize("loader", [False, True], ids=["read-N", "loader"])
+def test_wrapped_script_leaves_the_payload_on_stdin(loader):
+    data = wrap_script("read -r first; echo \"got $first\"; exit 7", loader=loader) + b"payload-line\nmore\n"
     r = subprocess.run(["bash", "-s"], input=data, capture_output=True)
     assert r.stdout == b"got payload-line\n" and r.returncode == 7
-    # A syntax error anywhere runs nothing, not even the lines before it.
-    r = subprocess.run(["bash", "-s"], input=wrap_script("echo ran\nif then"), capture_output=True)
+    # Multi-byte characters: the byte count is what is read, whatever the host's locale.
+    data = wrap_script("echo 'é∂😀'; cat", loader=loader) + "payload é\n".encode()
+    r = subprocess.run(["bash", "-s"], input=data, capture_output=True, env={**os.environ, "LC_ALL": "C.UTF-8"})
+    assert r.stdout.decode() == "é∂😀\npayload é\n" and r.returncode == 0, r
+    # A syntax error anywhere runs nothing, not even the lines before it, nor the payload.
+    data = wrap_script("echo ran\nif then", loader=loader) + b"echo payload ran\n"
+    r = subprocess.run(["bash", "-s"], input=data, capture_output=True)
+    assert r.stdout == b"" and r.returncode != 0 and b"line 2" in r.stderr
+    # A script cut short in transit runs nothing either.
+    data = wrap_script("echo ran\necho more\n", loader=loader)[:-8]
+    r = subprocess.run(["bash", "-s"], input=data, capture_output=True)
     assert r.stdout == b"" and r.returncode != 0
+    # It runs sourced in both forms: `return` ends the script with its status.
+    r = subprocess.run(["bash", "-s"], input=wrap_script("echo a; return 4; echo b", loader=loader),
+                       capture_output=True)
+    assert (r.stdout, r.returncode) == (b"a\n", 4)
 
 
 # ------------------------------------------------------------------ host keys
@@ -293,6 +328,88 @@ def test_accept_new_records_an_unknown_key_but_refuses_a_changed_one(sshd, confi
     known.write_text(f"[127.0.0.1]:{sshd.port} {keygen(tmp_path / 'x')}\n")
     with pytest.raises(HostKeyError, match="does not match"):
         arun(go(host))
+
+
+def test_accept_new_verifies_the_key_it_just_recorded_in_a_file_already_read(sshd, config, tmp_path):
+    """The transport keeps each known_hosts parsed; recording a key must drop that copy."""
+    known = tmp_path / "kh"
+    known.write_text(f"192.0.2.1 {keygen(tmp_path / 'unrelated')}\n")
+    host = sshd.host("tofu2", known_hosts=str(known))
+
+    async def go():
+        async with SSHTransport(config, host_key_checking={"tofu2": "accept-new"}) as t:
+            t._parsed_known_hosts(host, str(known))  # parsed (and kept) before the key is added
+            return await t.run(host, "echo in")
+    assert arun(go()).stdout == b"in\n"
+    assert len(known.read_text().splitlines()) == 2
+
+
+def test_known_hosts_and_client_key_are_read_once_per_transport(sshd, config, monkeypatch):
+    import asyncssh
+
+    import orchestrator.transport.ssh as ssh_module
+    reads = {"known_hosts": 0, "key": 0}
+    read_known_hosts, read_private_key = asyncssh.read_known_hosts, asyncssh.read_private_key
+
+    def counting_known_hosts(path):
+        reads["known_hosts"] += 1
+        return read_known_hosts(path)
+
+    def counting_key(path, *args, **kwargs):
+        reads["key"] += 1
+        return read_private_key(path, *args, **kwargs)
+    monkeypatch.setattr(ssh_module.asyncssh, "read_known_hosts", counting_known_hosts)
+    monkeypatch.setattr(ssh_module.asyncssh, "read_private_key", counting_key)
+
+    async def go():
+        async with SSHTransport(config) as t:
+            results = await t.run_many([sshd.host(f"k{i}") for i in range(5)], lambda h: "echo ok")
+            return results, t.connects
+    results, connects = arun(go())
+    assert all(r.stdout == b"ok\n" for r in results.values()) and connects == 5
+    assert reads == {"known_hosts": 1, "key": 1}
+
+
+def test_an_empty_known_hosts_never_falls_back_to_the_users_file(sshd, config, tmp_path, monkeypatch):
+    """asyncssh reads ~/.ssh/known_hosts when given a falsy known_hosts: the parsed
+    object podctl passes must never count as one."""
+    home = tmp_path / "home"
+    (home / ".ssh").mkdir(parents=True)
+    (home / ".ssh" / "known_hosts").write_text(sshd.known_hosts.read_text())  # would verify the host
+    monkeypatch.setenv("HOME", str(home))
+    empty = tmp_path / "empty_kh"
+    empty.write_text("")
+
+    async def go():
+        async with SSHTransport(config) as t:
+            await t.run(sshd.host("nofallback", known_hosts=str(empty)), "true")
+    with pytest.raises(HostKeyError, match="not in"):
+        arun(go())
+
+
+@pytest.fixture(scope="module")
+def sshd_ctr_only(tmp_path_factory):
+    """An sshd that offers neither AES-GCM nor chacha20: only aes128-ctr."""
+    if os.geteuid() != 0 or not os.path.exists(SSHD) or not shutil.which("ssh-keygen"):
+        pytest.skip("needs root and OpenSSH's sshd")
+    server = Sshd(tmp_path_factory.mktemp("sshd_ctr"))
+    with (server.root / "sshd_config").open("a") as cfg:
+        cfg.write("Ciphers aes128-ctr\n")
+    server.start()
+    yield server
+    server.stop()
+
+
+def test_aes_gcm_is_preferred_and_other_ciphers_still_connect(sshd, sshd_ctr_only, config):
+    async def go(server):
+        async with SSHTransport(config) as t:
+            r = await t.run(server.host(), "echo ok")
+            conn = await t.connection(server.host())
+            return r, conn.get_extra_info("send_cipher"), conn.get_extra_info("recv_cipher")
+    r, send, recv = arun(go(sshd))
+    assert r.stdout == b"ok\n" and send == recv == "aes128-gcm@openssh.com"
+    r, send, recv = arun(go(sshd_ctr_only))
+    assert r.stdout == b"ok\n" and send == recv == "aes128-ctr"
 
 
 def test_run_many_reports_a_host_key_problem_as_that_hosts_result(sshd, config, tmp_path):
@@ -506,6 +623,22 @@ def test_become_runs_through_sudo(sshd, config):
             return await t.run(sshd.host(become=True, become_user="nobody"), "id -un")
     r = arun(go())
     assert (r.status, r.stdout) == (OK, b"nobody\n"), r
+
+
+def test_importing_the_ssh_transport_runs_no_compiler():
+    """asyncssh's import probes for optional C libraries; ctypes would run gcc and ld."""
+    code = """if True:
+        import ctypes.util, sys
+        original = ctypes.util.find_library
+        ran = []
+        for name in ("_findLib_gcc", "_findLib_ld"):
+            if hasattr(ctypes.util, name):
+                setattr(ctypes.util, name, lambda lib, name=name: ran.append(name))
+        import orchestrator.transport.ssh
+        assert "asyncssh" in sys.modules and not ran, ran
+        assert ctypes.util.find_library is original
+    """
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[2])
 
 
 # ------------------------------------------------------------------ LocalTransport (no sshd)

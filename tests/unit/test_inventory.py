@@ -6,7 +6,9 @@ import textwrap
 from pathlib import Path
 
 import pytest
+import yaml
 
+from orchestrator import inventory as inventory_module
 from orchestrator.errors import InventoryError
 from orchestrator.inventory import (Inventory, detect_format, effective_capacity,
                                     load_inventory, parse_inventory)
@@ -585,6 +587,30 @@ def test_relative_paths_resolve_against_the_inventory_directory(tmp_path, monkey
     host = load_inventory(sub / "hosts").get("h1")
     assert host.key_file == str(sub / "keys" / "id")
     assert host.known_hosts == str(tmp_path / "kh")
+
+
+YAML_LOADERS = [yaml.SafeLoader] + ([yaml.CSafeLoader] if getattr(yaml, "CSafeLoader", None) else [])
+
+
+@pytest.mark.parametrize("base", YAML_LOADERS, ids=lambda b: b.__name__)
+def test_both_yaml_loaders_read_alike_and_name_the_line(base, monkeypatch):
+    """libyaml's loader is used when PyYAML has it; the pure-Python one is the fallback."""
+    monkeypatch.setattr(inventory_module, "_Loader", inventory_module._loader_class(base))
+    text = "all:\n  vars: {labels: {a: '1'}}\n  hosts:\n    h1: {ansible_port: 2222}\n    h2:\n"
+    assert [(h.name, h.port, h.label_map["a"]) for h in parse_inventory(text, SRC)] == \
+        [("h1", 2222, "1"), ("h2", 22, "1")]
+    for bad, line, words in [("all:\n  hosts:\n    h1:\n    h1:\n", 4, "duplicate key 'h1'"),
+                             ("all:\n  hosts:\n    h1:\n      a: 1\n      a: 2\n", 5, "duplicate key 'a'"),
+                             ("all:\n  hosts:\n    h1: {a: 1\n", 4, "YAML syntax error")]:
+        with pytest.raises(InventoryError) as info:
+            parse_inventory(bad, SRC)
+        assert info.value.source == f"{SRC}:{line}" and words in str(info.value), str(info.value)
+
+
+def test_inventory_uses_libyaml_when_pyyaml_has_it():
+    if not getattr(yaml, "CSafeLoader", None):
+        pytest.skip("PyYAML without libyaml")
+    assert issubclass(inventory_module._Loader, yaml.CSafeLoader)
 
 
 def test_yaml_error_line_is_reported_from_a_file(tmp_path):

@@ -6,15 +6,33 @@ Property tests against a naive reference are in test_scheduler_reference.py."""
 from __future__ import annotations
 
 import math
+import os
 import random
+import subprocess
+import sys
 
 import pytest
 
 from orchestrator.model import Taint
-from orchestrator.scheduler import (BoundPod, LabelSelector, NodeSelectorTerm, PodAffinityTerm,
-                                    PreferredSchedulingTerm, Requirement, SchedHost, SchedPod,
-                                    SchedulerConfig, Snapshot, Toleration, TopologySpreadConstraint,
-                                    WeightedPodAffinityTerm, describe, schedule, select, verdicts)
+from orchestrator.scheduler import (
+    BoundPod,
+    LabelSelector,
+    NodeSelectorTerm,
+    PodAffinityTerm,
+    PreferredSchedulingTerm,
+    Requirement,
+    SchedHost,
+    SchedPod,
+    SchedulerConfig,
+    Snapshot,
+    Toleration,
+    TopologySpreadConstraint,
+    WeightedPodAffinityTerm,
+    describe,
+    schedule,
+    select,
+    verdicts,
+)
 from orchestrator.scheduler.framework import ScoreCard
 from orchestrator.scheduler.registry import build
 
@@ -88,6 +106,16 @@ def test_node_name(node_name, expected):
 
 LABELED = [host("a", labels={"disk": "ssd", "gen": "3"}), host("b", labels={"disk": "hdd", "gen": "x"}),
            host("c", labels={})]
+
+
+@pytest.mark.parametrize("value, matches", [
+    ("3", True), ("+3", True), ("-1", False), ("1_0", False), (" 3", False), ("3.0", False),
+    ("9223372036854775807", True), ("9223372036854775808", False),  # int64 only, like Go's ParseInt
+])
+def test_gt_parses_label_values_like_kubernetes(value, matches):
+    p = pod(required_node_affinity=(NodeSelectorTerm((Requirement("gen", "Gt", ("2",)),)),))
+    assert feasible(p, [host("a", labels={"gen": value})]) == (["a"] if matches else [])
+    assert Requirement("gen", "Gt", ("2",)).matches({"gen": value}) is matches
 
 
 @pytest.mark.parametrize("req, expected", [
@@ -571,7 +599,7 @@ def test_explanation_per_host():
     assert vs["b"].rejection.plugin == "HostReady"
     assert vs["c"].rejection.reasons == ("Insufficient memory",)
     text = describe(pl)
-    assert text.splitlines()[0] == "default/p: -> a (score %d, 1 feasible host(s))" % pl.score.total
+    assert text.splitlines()[0] == f"default/p: -> a (score {pl.score.total}, 1 feasible host(s))"
     assert "  c: rejected by NodeResourcesFit: Insufficient memory" in text
     assert "NodeResourcesLeastAllocated=" in text
     pending = place(pod(memory=20 * GI), hosts)
@@ -613,6 +641,18 @@ def test_same_input_same_placements_whatever_the_host_order():
         random.Random(seed).shuffle(shuffled)
         again = schedule(pods, Snapshot(tuple(shuffled)))
         assert [(p.key, p.host, p.score) for p in again] == [(p.key, p.host, p.score) for p in first]
+
+
+def test_same_placements_in_another_process_whatever_the_hash_seed():
+    script = (
+        "import json, sys; sys.path.insert(0, 'tests/unit'); import test_scheduler as t\n"
+        "from orchestrator.scheduler import Snapshot, schedule\n"
+        "hosts, pods = t.cluster(3)\n"
+        "out = schedule(pods, Snapshot(tuple(hosts)))\n"
+        "print(json.dumps([(p.key, p.host, p.message, p.score and list(p.score)) for p in out]))\n")
+    runs = {seed: subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
+                                 env={**os.environ, "PYTHONHASHSEED": seed}).stdout for seed in ("1", "2")}
+    assert runs["1"] == runs["2"] and runs["1"].startswith("[[")
 
 
 def test_a_pods_own_binding_in_the_snapshot_is_ignored():

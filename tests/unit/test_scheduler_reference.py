@@ -16,14 +16,29 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from orchestrator.model import Taint
-from orchestrator.scheduler import (BoundPod, LabelSelector, NodeSelectorTerm, PodAffinityTerm,
-                                    PreferredSchedulingTerm, Requirement, SchedHost, SchedPod,
-                                    SchedulerConfig, Snapshot, Toleration, TopologySpreadConstraint,
-                                    WeightedPodAffinityTerm, schedule)
+from orchestrator.scheduler import (
+    BoundPod,
+    LabelSelector,
+    NodeSelectorTerm,
+    PodAffinityTerm,
+    PreferredSchedulingTerm,
+    Requirement,
+    SchedHost,
+    SchedPod,
+    SchedulerConfig,
+    Snapshot,
+    Toleration,
+    TopologySpreadConstraint,
+    WeightedPodAffinityTerm,
+    affinity,
+    schedule,
+    template,
+)
 from orchestrator.scheduler import filters as F
 from orchestrator.scheduler.framework import Engine
 from orchestrator.scheduler.index import Index
 from orchestrator.scheduler.registry import build
+from orchestrator.scheduler.template import ALL
 from orchestrator.scheduler.types import HOSTNAME_LABEL, UNSCHEDULABLE_TAINT, tolerated
 
 GI = 2**30
@@ -387,68 +402,6 @@ def workload_st(draw):
     return hosts, bound, pods, strategy
 
 
-def run_both(hosts, bound, pods, strategy):
-    config = SchedulerConfig(scoring_strategy=strategy, explain="full")
-    snap = Snapshot(tuple(hosts), bound)
-    return schedule(pods, snap, config), ref_schedule(pods, snap, config)
-
-
-SETTINGS = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-
-
-@SETTINGS
-@given(workload_st())
-def test_same_placements_scores_and_reasons_as_the_reference(w):
-    got, want = run_both(*w)
-    for g, (host, rejections, cards) in zip(got, want):
-        assert g.host == host, g.key
-        assert {r.host: (r.plugin, r.reasons) for r in g.rejections()} == rejections, g.key
-        assert {c.host: {n: s for n, s, _ in c.scores} for c in g.candidates} == cards, g.key
-        if host is None:
-            counts = Counter(text for _, texts in rejections.values() for text in texts)
-            assert g.reason_counts() == dict(counts)
-
-
-@SETTINGS
-@given(workload_st())
-def test_no_placement_breaks_a_filter(w):
-    hosts, bound, pods, strategy = w
-    snap = Snapshot(tuple(hosts), bound)
-    got = schedule(pods, snap, SchedulerConfig(scoring_strategy=strategy))
-    ref = Ref(snap, SchedulerConfig(), frozenset(p.key for p in pods))
-    by_name = {h.name: h for h in hosts}
-    for p in got:
-        if p.host is not None:
-            assert ref.reject(p.pod, by_name[p.host]) is None, (p.key, p.host)
-            ref.bound.append((p.host, p.pod))
-        else:
-            assert all(ref.reject(p.pod, h) for h in hosts)
-
-
-@settings(max_examples=150, deadline=None)
-@given(st.lists(st.tuples(st.integers(0, 5000), st.integers(0, 8 * GI), st.integers(0, 6000),
-                          st.integers(0, 9 * GI), st.integers(0, 3000), st.integers(0, GI)), min_size=1, max_size=12),
-       names(["LeastAllocated", "MostAllocated"]), st.integers(0, 3), st.integers(0, 3))
-def test_local_plugins_one_host_form_equals_vector_form(rows, strategy, wc, wm):
-    """Each local plugin's one-host (refresh) form must give exactly its vector form."""
-    hosts = [SchedHost(f"h{i}", cpu_m=c, memory=m, pods=3) for i, (c, m, *_r) in enumerate(rows)]
-    bound = tuple(BoundPod(f"h{i}", SchedPod(f"default/b{i}", cpu_m=uc, memory=um))
-                  for i, (_c, _m, uc, um, _pc, _pm) in enumerate(rows))
-    config = SchedulerConfig(scoring_strategy=strategy, cpu_weight=wc, memory_weight=wm)
-    ix = Index(Snapshot(tuple(hosts), bound), config)
-    engine = Engine(ix, build(config))
-    idx = np.arange(ix.n)
-    for _, _, _, _, pc, pm in rows:
-        p = SchedPod("default/p", cpu_m=pc, memory=pm, host_ports=((80, "TCP"),))
-        for plugin in engine.lfilters:
-            vec = plugin.codes(p, ix, idx).tolist()
-            assert vec == [plugin.code_one(p, ix, h) for h in range(ix.n)], plugin.name
-        for plugin, _ in engine.lscorers:
-            if not plugin.static and plugin.applies(p):
-                vec = plugin.scores(p, ix, idx).tolist()
-                assert vec == [plugin.score_one(p, ix, h) for h in range(ix.n)], plugin.name
-
-
 @st.composite
 def crowded_st(draw):
     """Few hosts, many pods of one or two specs: counts per host and per zone grow, which
@@ -479,10 +432,95 @@ def crowded_st(draw):
     return hosts, (), pods, draw(names(["LeastAllocated", "MostAllocated"]))
 
 
+
+def run_both(hosts, bound, pods, strategy):
+    config = SchedulerConfig(scoring_strategy=strategy, explain="full")
+    snap = Snapshot(tuple(hosts), bound)
+    return schedule(pods, snap, config), ref_schedule(pods, snap, config)
+
+
+SETTINGS = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@SETTINGS
+@given(workload_st())
+def test_same_placements_scores_and_reasons_as_the_reference(w):
+    got, want = run_both(*w)
+    for g, (host, rejections, cards) in zip(got, want):
+        assert g.host == host, g.key
+        assert {r.host: (r.plugin, r.reasons) for r in g.rejections()} == rejections, g.key
+        assert {c.host: {n: s for n, s, _ in c.scores} for c in g.candidates} == cards, g.key
+        if host is None:
+            counts = Counter(text for _, texts in rejections.values() for text in texts)
+            assert g.reason_counts() == dict(counts)
+
+
+@SETTINGS
+@given(st.one_of(workload_st(), crowded_st()))
+def test_the_bulk_paths_agree_too(w):
+    """The same with every incremental shortcut forced to its bulk (vector) form."""
+    saved = template.BULK, template.HIST_BULK, affinity.COMBO_BULK
+    template.BULK = template.HIST_BULK = affinity.COMBO_BULK = 0
+    try:
+        got, want = run_both(*w)
+    finally:
+        template.BULK, template.HIST_BULK, affinity.COMBO_BULK = saved
+    for g, (host, rejections, cards) in zip(got, want):
+        assert g.host == host, g.key
+        assert {r.host: (r.plugin, r.reasons) for r in g.rejections()} == rejections, g.key
+        assert {c.host: {n: s for n, s, _ in c.scores} for c in g.candidates} == cards, g.key
+
+
+@SETTINGS
+@given(workload_st())
+def test_no_placement_breaks_a_filter(w):
+    hosts, bound, pods, strategy = w
+    snap = Snapshot(tuple(hosts), bound)
+    got = schedule(pods, snap, SchedulerConfig(scoring_strategy=strategy))
+    ref = Ref(snap, SchedulerConfig(), frozenset(p.key for p in pods))
+    by_name = {h.name: h for h in hosts}
+    for p in got:
+        if p.host is not None:
+            assert ref.reject(p.pod, by_name[p.host]) is None, (p.key, p.host)
+            ref.bound.append((p.host, p.pod))
+        else:
+            assert all(ref.reject(p.pod, h) for h in hosts)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 5000), st.integers(0, 8 * GI), st.integers(0, 6000),
+                          st.integers(0, 9 * GI), st.integers(0, 3000), st.integers(0, GI)), min_size=1, max_size=12),
+       names(["LeastAllocated", "MostAllocated"]), st.integers(0, 3), st.integers(0, 3), st.booleans())
+def test_local_plugins_one_host_form_equals_vector_form(rows, strategy, wc, wm, huge):
+    """Each local plugin's one-host (refresh) form must give exactly its vector form
+    (`huge`: a 2**47-byte host turns the float shortcut of the vector form off)."""
+    hosts = [SchedHost(f"h{i}", cpu_m=c, memory=m, pods=3) for i, (c, m, *_r) in enumerate(rows)]
+    if huge:
+        hosts[0] = SchedHost("h0", cpu_m=rows[0][0], memory=2**47 + rows[0][1], pods=3)
+    bound = tuple(BoundPod(f"h{i}", SchedPod(f"default/b{i}", cpu_m=uc, memory=um))
+                  for i, (_c, _m, uc, um, _pc, _pm) in enumerate(rows))
+    config = SchedulerConfig(scoring_strategy=strategy, cpu_weight=wc, memory_weight=wm)
+    ix = Index(Snapshot(tuple(hosts), bound), config)
+    assert ix.float_ok is not huge
+    engine = Engine(ix, build(config))
+    for _, _, _, _, pc, pm in rows:
+        p = SchedPod("default/p", cpu_m=pc, memory=pm, host_ports=((80, "TCP"),))
+        for idx in (np.arange(ix.n), ALL):
+            for plugin in engine.lfilters:
+                vec = plugin.codes(p, ix, idx).tolist()
+                assert vec == [plugin.code_one(p, ix, h) for h in range(ix.n)], plugin.name
+            for plugin, _ in engine.lscorers:
+                if not plugin.static and plugin.applies(p):
+                    vec = plugin.scores(p, ix, idx).tolist()
+                    assert vec == [plugin.score_one(p, ix, h) for h in range(ix.n)], plugin.name
+
+
+
+
 @SETTINGS
 @given(crowded_st())
 def test_crowded_hosts_match_the_reference(w):
     got, want = run_both(*w)
-    for g, (host, rejections, cards) in zip(got, want):
+    for g, (host, _, cards) in zip(got, want):
         assert g.host == host, g.key
         assert {c.host: {n: s for n, s, _ in c.scores} for c in g.candidates} == cards, g.key

@@ -34,7 +34,7 @@ fi
 supervisor_pid() {
   local uid=$1 pid="" argv=()
   { read -r pid <"$PODCTL_RUN/pods/$uid/supervisor.pid"; } 2>/dev/null || [ -n "$pid" ] || return 1
-  [[ $pid =~ ^[1-9][0-9]*$ ]] || return 1
+  [[ -n $pid && $pid != *[!0-9]* ]] || return 1
   { mapfile -d '' argv <"/proc/$pid/cmdline"; } 2>/dev/null || return 1
   [[ ${argv[*]} == *"$uid"* ]] || return 1
   echo "$pid"

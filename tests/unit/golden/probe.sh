@@ -28,7 +28,7 @@ fi
 supervisor_pid() {
   local uid=$1 pid="" argv=()
   { read -r pid <"$PODCTL_RUN/pods/$uid/supervisor.pid"; } 2>/dev/null || [ -n "$pid" ] || return 1
-  [[ $pid =~ ^[1-9][0-9]*$ ]] || return 1
+  [[ -n $pid && $pid != *[!0-9]* ]] || return 1
   { mapfile -d '' argv <"/proc/$pid/cmdline"; } 2>/dev/null || return 1
   [[ ${argv[*]} == *"$uid"* ]] || return 1
   echo "$pid"
@@ -67,12 +67,16 @@ for d in "$PODCTL_STATE"/images/*/rootfs; do
   report image "${d##*/}"
 done
 # Pods are found by uid wherever podctl leaves a trace: state, runtime dir, cgroup.
+# A glob, not a regex: bash compiles a regex at every test.
 shopt -s nullglob
 declare -A seen=()
+x='[0-9a-f]'
+x4=$x$x$x$x
 for d in "$PODCTL_STATE"/pods/*/ "$PODCTL_RUN"/pods/*/ "$CG_MAIN"/*/; do
   d=${d%/}
   d=${d##*/}
-  [[ $d =~ ^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$ ]] && seen[$d]=1
+  # shellcheck disable=SC2254  # a pattern on purpose
+  case $d in $x4$x4-$x4-$x4-$x4-$x4$x4$x4) seen[$d]=1 ;; esac
 done
 uids=("${!seen[@]}")
 for uid in "${uids[@]}"; do
