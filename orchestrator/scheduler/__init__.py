@@ -9,9 +9,21 @@ from ..model import Taint
 from .explain import describe, unschedulable, verdicts
 from .framework import Placement, Rejection, ScoreCard, Verdict, schedule, select
 from .registry import DEFAULT_WEIGHTS, FILTERS, SCORERS
-from .types import (BoundPod, LabelSelector, NodeSelectorTerm, PodAffinityTerm, PreferredSchedulingTerm,
-                    Requirement, SchedHost, SchedPod, SchedulerConfig, Snapshot, Toleration,
-                    TopologySpreadConstraint, WeightedPodAffinityTerm)
+from .types import (
+                    BoundPod,
+                    LabelSelector,
+                    NodeSelectorTerm,
+                    PodAffinityTerm,
+                    PreferredSchedulingTerm,
+                    Requirement,
+                    SchedHost,
+                    SchedPod,
+                    SchedulerConfig,
+                    Snapshot,
+                    Toleration,
+                    TopologySpreadConstraint,
+                    WeightedPodAffinityTerm,
+)
 
 __all__ = [
     "BoundPod", "DEFAULT_WEIGHTS", "FILTERS", "LabelSelector", "NodeSelectorTerm", "Placement",

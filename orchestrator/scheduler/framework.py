@@ -65,19 +65,33 @@ class Verdict:
         return self.rejection is None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Placement:
     """Where one pod goes (host None: it stays Pending, `message` says why)."""
 
     pod: SchedPod
     host: str | None
     message: str = ""
-    score: ScoreCard | None = None  # the chosen host's card
+    _score: object = field(default=None, compare=False, repr=False)  # see score
     feasible: int = 0  # hosts that passed every filter
     candidates: tuple[ScoreCard, ...] = ()  # explain="full": every feasible host, best first
     _codes: object = field(default=None, compare=False, repr=False)  # see codes()
     _reasons: list | None = field(default=None, compare=False, repr=False)
     _names: list | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def score(self) -> ScoreCard | None:
+        """The chosen host's card. Its numbers were captured when the pod was placed;
+        the card is assembled on first use."""
+        if isinstance(self._score, _Captured):
+            object.__setattr__(self, "_score", self._score.card())
+        return self._score
+
+    def __eq__(self, other) -> bool:
+        if not isinstance(other, Placement):
+            return NotImplemented
+        return ((self.pod, self.host, self.message, self.feasible, self.candidates, self.score)
+                == (other.pod, other.host, other.message, other.feasible, other.candidates, other.score))
 
     @property
     def key(self) -> str:
@@ -110,14 +124,43 @@ class Placement:
         return explain.reason_counts(self.codes(), self._reasons)
 
 
-_PLACEMENT_FIELDS = tuple(f.name for f in fields(Placement))
+_PLACEMENT_SETTERS = tuple(getattr(Placement, f.name).__set__ for f in fields(Placement))
 
 
 def _placement(*values) -> Placement:
-    """Placement(*values) without the frozen dataclass's per-field __setattr__ calls."""
+    """Placement(*values) without the frozen dataclass's __init__ checks."""
     p = object.__new__(Placement)
-    p.__dict__.update(zip(_PLACEMENT_FIELDS, values))
+    for set_field, value in zip(_PLACEMENT_SETTERS, values):
+        set_field(p, value)
     return p
+
+
+class _Captured:
+    """A score card's numbers, read when the pod was placed (the arrays behind them
+    change with later charges), assembled into a ScoreCard when first asked for."""
+
+    __slots__ = ("names", "weights", "host", "h", "local", "column", "positions", "values")
+
+    def __init__(self, names, weights, host, h, local, column, positions, values):
+        self.names, self.weights, self.host, self.h = names, weights, host, h
+        self.local, self.column, self.positions, self.values = local, column, positions, values
+
+    def card(self) -> ScoreCard:
+        h = self.h
+        scores = [0] * len(self.names)
+        for pos, fixed, row in self.local:
+            scores[pos] = int(fixed[h]) if fixed is not None else int(self.column[row])
+        for pos, v in zip(self.positions, self.values):
+            kind = type(v)
+            if kind is np.ndarray:
+                scores[pos] = int(v[h])
+            elif kind is Gathered:
+                scores[pos] = int(v.at(h))
+            elif kind is Point:
+                scores[pos] = int(v.value) if v.h == h else 0
+            elif v is not None:
+                scores[pos] = int(v)  # a number: uniform, or a Tabled score read at placement
+        return ScoreCard(self.host, sum(map(mul, scores, self.weights)), tuple(zip(self.names, scores, self.weights)))
 
 
 def merge_codes(codes):
@@ -187,7 +230,7 @@ class Engine:
         if t is None:
             t = spec.template = self.templates[local_key] = Template(
                 pod, ix, static_codes(pod, ix, self.sfilters), self.lfilters, self.lscorers)
-        spec.lpos = [self.position[p.name] for p, _, _, _ in t.rows]
+        spec.lpos = [(self.position[p.name], fixed, row) for p, _, fixed, row in t.rows]
         spec.plan = ix.plan(pod)
         self._prepare(spec, everything=True)
         self.specs[key] = spec
@@ -295,31 +338,18 @@ class Engine:
         if rejects is not None:  # hosts this pod's global filters rejected: out of reach
             total = np.where(ctx.feasible, base if total is None else total, -BIG)
         h = int((base if total is None else total).argmax())
-        card = self._card(t, spec, values, h)
+        card = self._capture(t, spec, values, h)
         cards = ()
         if ix.config.explain == "full":
-            cards = tuple(sorted((self._card(t, spec, values, i) for i in np.flatnonzero(ctx.feasible).tolist()),
+            cards = tuple(sorted((self._capture(t, spec, values, i).card() for i in np.flatnonzero(ctx.feasible).tolist()),
                                  key=lambda c: (-c.total, c.host)))
         ix.charge(pod, h, spec.plan)
         return _placement(pod, ix.names[h], "", card, ctx.n_feasible, cards, codes, ix.reasons, ix.names)
 
-    def _card(self, t: Template, spec: _Spec, values: list, h: int) -> ScoreCard:
-        """Each scorer's score on host h, read now (the arrays change with later charges)."""
-        scores = [0] * len(self.names)
-        if spec.lpos:
-            for pos, score in zip(spec.lpos, t.scores_at(h)):
-                scores[pos] = score
-        for pos, v in zip(spec.gpos, values):
-            if v is None:
-                continue
-            kind = type(v)
-            if kind is np.ndarray:
-                scores[pos] = int(v[h])
-            elif kind is Gathered or kind is Tabled:
-                scores[pos] = int(v.at(h))
-            elif kind is Point:
-                scores[pos] = int(v.value) if v.h == h else 0
-            else:
-                scores[pos] = int(v)
-        return ScoreCard(self.ix.names[h], sum(map(mul, scores, self.weights)),
-                         tuple(zip(self.names, scores, self.weights)))
+    def _capture(self, t: Template, spec: _Spec, values: list, h: int) -> _Captured:
+        """What host h's score card needs, read now: later charges change the arrays
+        behind the local scores and the per-count tables, not the rest."""
+        column = t.L[:, h].copy() if len(t.L) else None
+        if Tabled in map(type, values):
+            values = [v.at(h) if type(v) is Tabled else v for v in values]
+        return _Captured(self.names, self.weights, self.ix.names[h], h, spec.lpos, column, spec.gpos, tuple(values))

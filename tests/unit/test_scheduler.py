@@ -645,7 +645,8 @@ def test_same_input_same_placements_whatever_the_host_order():
 
 def test_same_placements_in_another_process_whatever_the_hash_seed():
     script = (
-        "import json, sys; sys.path.insert(0, 'tests/unit'); import test_scheduler as t\n"
+        f"import json, sys; sys.path.insert(0, {os.path.dirname(os.path.abspath(__file__))!r})\n"
+        "import test_scheduler as t\n"
         "from orchestrator.scheduler import Snapshot, schedule\n"
         "hosts, pods = t.cluster(3)\n"
         "out = schedule(pods, Snapshot(tuple(hosts)))\n"

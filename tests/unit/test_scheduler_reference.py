@@ -450,6 +450,10 @@ def test_same_placements_scores_and_reasons_as_the_reference(w):
         assert g.host == host, g.key
         assert {r.host: (r.plugin, r.reasons) for r in g.rejections()} == rejections, g.key
         assert {c.host: {n: s for n, s, _ in c.scores} for c in g.candidates} == cards, g.key
+        # the chosen card, assembled only now, after every later pod was charged
+        assert (g.score is None) == (host is None)
+        if host is not None:
+            assert {n: s for n, s, _ in g.score.scores} == cards[host], g.key
         if host is None:
             counts = Counter(text for _, texts in rejections.values() for text in texts)
             assert g.reason_counts() == dict(counts)
