@@ -17,6 +17,7 @@ i-th name and the first maximum of any score array is the stable tie-break.
 from __future__ import annotations
 
 from collections.abc import Hashable
+from operator import attrgetter
 
 import numpy as np
 
@@ -45,13 +46,17 @@ class Topo:
     def __init__(self, key: str, values: list[str | None]):
         distinct = dict.fromkeys(values)  # in order of first appearance
         distinct.pop(None, None)
-        ids = {v: i for i, v in enumerate(distinct)}
-        self.key, self.values, self.D = key, list(ids), len(ids)
-        self.dom_l = [ids.get(v, self.D) for v in values]  # None: D
-        self.dom = np.array(self.dom_l, dtype=np.int64)
+        self.key, self.values, self.D = key, list(distinct), len(distinct)
+        if self.D == len(values):  # one host per value (hostname): domain i is host i
+            self.dom_l = list(range(self.D))
+            self.dom = np.arange(self.D, dtype=np.int64)
+        else:
+            ids = {v: i for i, v in enumerate(distinct)}
+            self.dom_l = [ids.get(v, self.D) for v in values]  # None: D
+            self.dom = np.array(self.dom_l, dtype=np.int64)
         self.has = self.dom < self.D
         self.all_has = bool(self.has.all())
-        self.identity = len(values) == self.D and self.dom_l == list(range(self.D))  # hostname
+        self.identity = len(values) == self.D  # one host per domain, in host order (hostname)
         self._order = None
 
     def present(self, mask: np.ndarray) -> np.ndarray:
@@ -122,7 +127,7 @@ CARRIED_KINDS = ("anti", "affinity", "preferred")
 
 class Index:
     def __init__(self, snapshot: Snapshot, config, skip_keys: frozenset = frozenset()):
-        hosts = sorted(snapshot.hosts, key=lambda h: h.name)
+        hosts = sorted(snapshot.hosts, key=attrgetter("name"))
         self.hosts = hosts
         self.names = [h.name for h in hosts]
         self.n = n = len(hosts)
