@@ -567,5 +567,3 @@ def lab_status_table(config: Config):
              "yes" if h.get("reachable") else "no"] for h in lab.lab_status(config.home)]
     return ["NAME", "ADDRESS", "INIT-PID", "RUNNING", "SSH"], rows
 
-
-__all__ = ["normalize_kind", "print_table", "sys"]

@@ -18,7 +18,7 @@ from typing import Callable
 from .config import Config
 from .errors import StoreError, UsageError
 from .executor import HostReport, execute
-from .images import ImageStore, parse_ref
+from .images import ImageStore
 from .inventory import Inventory, load_inventory
 from .manifests import validate_pod
 from .model import Capacity, Host, ImageConfig, Pod
@@ -379,10 +379,3 @@ class Controller:
                 store.add_event(now, "Warning", "Failed", f"{a.describe()}: {detail}",
                                 namespace=ns, name=name, uid=a.uid)
                 report.pending.append(a.pod or a.uid)
-
-
-def run_sync(coro):
-    return asyncio.run(coro)
-
-
-__all__ = ["Controller", "RunReport", "require_inventory", "open_store", "probe_hosts", "parse_ref"]

@@ -21,6 +21,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -170,3 +171,23 @@ def pytest_sessionfinish(session, exitstatus):
 
 
 atexit.register(_remove_active_lab)
+
+
+@pytest.fixture(scope="module")
+def podctl(lab):
+    """Run the real CLI (`python -m orchestrator.cli ...`) against the lab, the image
+    busybox:latest imported; `podctl.env` is the environment it runs with."""
+    from orchestrator.images import ImageStore, build_busybox_image
+
+    build_busybox_image(ImageStore(lab.home / "images"))
+    env = {**os.environ, "PODCTL_HOME": str(lab.home)}
+
+    def run(*args: str, input: str | None = None, check: bool = True, timeout: float = 180):
+        r = subprocess.run([sys.executable, "-m", "orchestrator.cli", *args], input=input, env=env,
+                           capture_output=True, text=True, timeout=timeout)
+        if check and r.returncode != 0:
+            raise AssertionError(f"podctl {' '.join(args)} -> {r.returncode}\n{r.stdout}\n{r.stderr}")
+        return r
+
+    run.env = env
+    return run

@@ -3,33 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import textwrap
 import time
 
 import pytest
 
-from orchestrator.images import ImageStore, build_busybox_image
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture(scope="module")
-def podctl(lab):
-    build_busybox_image(ImageStore(lab.home / "images"))
-
-    def run(*args: str, input: str | None = None, check: bool = True, timeout: float = 120):
-        env = {**os.environ, "PODCTL_HOME": str(lab.home)}
-        r = subprocess.run([sys.executable, "-m", "orchestrator.cli", *args], input=input, env=env,
-                           capture_output=True, text=True, timeout=timeout)
-        if check and r.returncode != 0:
-            raise AssertionError(f"podctl {' '.join(args)} -> {r.returncode}\n{r.stdout}\n{r.stderr}")
-        return r
-
-    yield run
-    run("delete", "-f", "-", check=False, input="")  # nothing; keeps the signature honest
 
 
 def manifest(text: str) -> str:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import textwrap
@@ -11,25 +10,8 @@ import uuid
 
 import pytest
 
-from orchestrator.images import ImageStore, build_busybox_image
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture(scope="module")
-def podctl(lab):
-    build_busybox_image(ImageStore(lab.home / "images"))
-    env = {**os.environ, "PODCTL_HOME": str(lab.home)}
-
-    def run(*args: str, input: str | None = None, check: bool = True, timeout: float = 120):
-        r = subprocess.run([sys.executable, "-m", "orchestrator.cli", *args], input=input, env=env,
-                           capture_output=True, text=True, timeout=timeout)
-        if check and r.returncode != 0:
-            raise AssertionError(f"podctl {' '.join(args)} -> {r.returncode}\n{r.stdout}\n{r.stderr}")
-        return r
-
-    run.env = env
-    return run
 
 
 def pod(name: str, grace: int = 1, command: str = "exec sleep 3600") -> str:

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import textwrap
 import threading
 import time
@@ -13,25 +10,13 @@ import time
 import pytest
 import yaml
 
-from orchestrator.images import ImageStore, build_busybox_image
 
 pytestmark = pytest.mark.e2e
 
 
-@pytest.fixture(scope="module")
-def podctl(lab):
+@pytest.fixture(autouse=True)
+def _four_hosts(lab):
     assert len(lab.hosts) >= 4, "these tests need a lab of at least 4 hosts"
-    build_busybox_image(ImageStore(lab.home / "images"))
-    env = {**os.environ, "PODCTL_HOME": str(lab.home)}
-
-    def run(*args: str, input: str | None = None, check: bool = True, timeout: float = 180):
-        r = subprocess.run([sys.executable, "-m", "orchestrator.cli", *args], input=input, env=env,
-                           capture_output=True, text=True, timeout=timeout)
-        if check and r.returncode != 0:
-            raise AssertionError(f"podctl {' '.join(args)} -> {r.returncode}\n{r.stdout}\n{r.stderr}")
-        return r
-
-    return run
 
 
 def inventory(lab, tmp_path, hosts=None, taints=None) -> str:
