@@ -6,9 +6,12 @@
 Each run records a new pod in the store and times one reconcile, which probes the host
 and creates the pod; the create script returns once both containers are running, so
 the figure is apply-to-Running as a user sees it. "warm" reuses one SSH connection for
-every run (what a --watch loop has); "fresh" opens a new connection each time (what a
-cron run pays). Needs root: it starts its own 1-host lab under a temporary home, or
-uses the lab of $PODCTL_HOME when one is up. Prints p50/p99 in milliseconds.
+every run (what a --watch loop has); "fresh" opens a new connection each time (a cron
+run with PODCTL_SSH_KEEPER=0); "keeper" makes a new transport per run whose connection
+the SSH connection keeper kept from the run before (a cron run by default). Needs root:
+it starts its own 1-host lab under a temporary home, or uses the lab of $PODCTL_HOME
+when one is up (the keeper it starts for that home is stopped at the end). Prints
+p50/p99 in milliseconds.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import statistics
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -27,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from orchestrator import lab  # noqa: E402
 from orchestrator.config import Config  # noqa: E402
 from orchestrator.controller import Controller, open_store, open_transport, require_inventory  # noqa: E402
+from orchestrator.transport import keeper_client  # noqa: E402
 from orchestrator.images import ImageStore, build_busybox_image  # noqa: E402
 from orchestrator.manifests import parse_documents  # noqa: E402
 
@@ -71,7 +76,7 @@ async def cleanup(controller: Controller, config: Config, transport) -> None:
 
 async def bench(config: Config, runs: int) -> dict[str, list[float]]:
     controller = Controller(config)
-    results: dict[str, list[float]] = {"warm": [], "fresh": []}
+    results: dict[str, list[float]] = {"warm": [], "fresh": [], "keeper": []}
     inventory = require_inventory(config)
     async with open_transport(config, inventory) as warm:
         await controller.run(transport=warm)  # connect once, push the image once
@@ -82,6 +87,14 @@ async def bench(config: Config, runs: int) -> dict[str, list[float]]:
         async with open_transport(config, inventory) as fresh:
             results["fresh"].append(await one_run(controller, config, f"fresh-{i}", fresh))
         async with open_transport(config, inventory) as t:
+            await cleanup(controller, config, t)
+    kept = replace(config, ssh_keeper=True)
+    async with open_transport(kept, inventory) as t:
+        await cleanup(controller, config, t)  # starts the keeper and connects
+    for i in range(runs):
+        async with open_transport(kept, inventory) as t:
+            results["keeper"].append(await one_run(controller, config, f"kept-{i}", t))
+        async with open_transport(kept, inventory) as t:
             await cleanup(controller, config, t)
     return results
 
@@ -106,16 +119,17 @@ def main() -> None:
     inv = home / "bench-inventory.yaml"
     text = (home / "lab" / "inventory.yaml").read_text()
     inv.write_text(text.split("    node2:")[0])
-    config = Config(home=home, inventory=inv)
+    config = Config(home=home, inventory=inv, ssh_keeper=False)  # direct, but for "keeper"
     try:
         results = asyncio.run(bench(config, args.runs))
     finally:
+        keeper_client.stop(config)
         inv.unlink(missing_ok=True)
         if tmp:
             lab.lab_down(home)
-    for kind in ("warm", "fresh"):
+    for kind in ("warm", "fresh", "keeper"):
         ms = [v * 1000 for v in results[kind]]
-        print(f"apply-to-Running 2-container pod, {kind:5} connection: "
+        print(f"apply-to-Running 2-container pod, {kind:6} connection: "
               f"p50 {statistics.median(ms):6.1f} ms   p99 {percentile(ms, 99):6.1f} ms   (n={len(ms)})")
 
 

@@ -12,9 +12,20 @@ from pathlib import Path
 
 import click
 
-from . import commands
 from .config import Config, default_home
 from .errors import PodctlError
+
+
+class _Commands:
+    """orchestrator.commands, imported on first use: `--help` and `keeper` need none of it."""
+
+    def __getattr__(self, name: str):
+        from . import commands as module
+
+        return getattr(module, name)
+
+
+commands = _Commands()
 
 
 class Ctx:
@@ -199,10 +210,55 @@ def plan(ctx: Ctx, verbose: bool) -> None:
 
 @main_group.command()
 @click.option("--json", "as_json", is_flag=True, help="A JSON run report on stdout.")
+@click.option("--watch", is_flag=True, help="Reconcile in a loop (connections kept open, short health grace).")
+@click.option("--interval", type=click.FloatRange(0.2, 3600), default=1.0, show_default=True,
+              help="Seconds between the starts of two runs with --watch.")
+@click.option("--runs", type=click.IntRange(1), default=None, help="With --watch: stop after this many runs.")
+@click.option("--for", "duration", type=click.FloatRange(0), default=None,
+              help="With --watch: stop after this many seconds.")
 @pass_ctx
-def reconcile(ctx: Ctx, as_json: bool) -> None:
-    """One reconcile run (for cron): probe, place, create and delete, report."""
+def reconcile(ctx: Ctx, as_json: bool, watch: bool, interval: float, runs: int | None,
+              duration: float | None) -> None:
+    """One reconcile run (for cron): probe, place, create and delete, report.
+
+    With --watch, the same run every --interval seconds until Ctrl-C / SIGTERM: a host
+    failure is noticed and its pods re-placed within seconds."""
+    if watch:
+        if as_json:
+            raise click.UsageError("--json is for one run; --watch prints what each run changes")
+        from .watch import run_watch
+
+        sys.exit(run_watch(ctx.config, interval, ctx.quiet, runs, duration))
+    if runs is not None or duration is not None:
+        raise click.UsageError("--runs and --for go with --watch")
     sys.exit(commands.reconcile(ctx.config, quiet=ctx.quiet, as_json=as_json))
+
+
+# ---------------------------------------------------------------- keeper
+
+
+@main_group.group()
+def keeper() -> None:
+    """The SSH connection keeper: host connections kept open between runs."""
+
+
+@keeper.command("status")
+@click.option("-o", "--output", type=click.Choice(["json"]), default=None)
+@pass_ctx
+def keeper_status(ctx: Ctx, output: str | None) -> None:
+    """Is a keeper running: its connections and counters (exit 1: none running)."""
+    from .transport import keeper_client
+
+    sys.exit(keeper_client.status_command(ctx.config, output))
+
+
+@keeper.command("stop")
+@pass_ctx
+def keeper_stop(ctx: Ctx) -> None:
+    """Stop the keeper (after the requests it started); the next run starts a new one."""
+    from .transport import keeper_client
+
+    sys.exit(keeper_client.stop_command(ctx.config, quiet=ctx.quiet))
 
 
 # ---------------------------------------------------------------- images

@@ -84,22 +84,22 @@ def _print_report(report: RunReport, quiet: bool, verbose: bool = False) -> None
         for note in plan.notes:
             click.echo(f"note: {note}")
         if verbose:
+            if report.placements:
+                from .scheduler import describe
+
+                click.echo("placements (per host: the filter that rejected it, or each scorer's score x weight):")
             for p in report.placements:
-                click.echo(f"placement {p.pod}: {p.host or 'none'} {p.message}")
-                for host, score in p.scores:
-                    click.echo(f"  score {host}: {score:.1f}")
-                for host, reason in p.rejected:
-                    click.echo(f"  rejected {host}: {reason}")
+                click.echo(describe(p))
     else:
         problems += [n for n in plan.notes if "Pending" in n]
     for line in problems:
         click.echo(line, err=True)
 
 
-def _run(config: Config, dry_run: bool, progress: bool = False):
+def _run(config: Config, dry_run: bool, progress: bool = False, explain: str = "chosen"):
     """One controller run; on a terminal (and not -q) a progress line on stderr."""
     if not progress or not sys.stderr.isatty():
-        return asyncio.run(Controller(config).run(dry_run=dry_run))
+        return asyncio.run(Controller(config, explain=explain).run(dry_run=dry_run))
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
 
@@ -126,7 +126,7 @@ def reconcile(config: Config, quiet: bool, as_json: bool) -> int:
 
 
 def plan(config: Config, verbose: bool) -> int:
-    report = _run(config, dry_run=True)
+    report = _run(config, dry_run=True, explain="full" if verbose else "chosen")
     _print_report(report, quiet=False, verbose=verbose)
     return 0 if report.plan.empty else 1
 
@@ -141,6 +141,10 @@ def report_json(report: RunReport) -> dict:
                          "executeError": report.hosts[name].error if name in report.hosts else ""}
                   for name, snap in sorted(report.snapshots.items())},
         "pending": report.pending,
+        "placements": [{"pod": p.key, "host": p.host, "message": p.message, "feasibleHosts": p.feasible,
+                        "score": p.score.total if p.score else None,
+                        "scores": {name: {"score": v, "weight": w} for name, v, w in p.score.scores} if p.score else {}}
+                       for p in report.placements],
     }
 
 
@@ -253,6 +257,8 @@ def _live_pods(config: Config, namespace: str | None, name: str | None):
     with open_store(config) as store:
         rows = [r for r in store.list_pods(namespace=namespace) if name is None or r.name == name]
         events = {r.uid: store.list_events(uid=r.uid) for r in rows} if name else {}
+        unscheduled = {r.uid: _last_failed_scheduling(events[r.uid] if name else store.list_events(uid=r.uid, limit=20))
+                       for r in rows if r.node is None}
     hosts = [h for h in inventory.hosts if any(r.node == h.name for r in rows)]
 
     async def probe():
@@ -266,8 +272,15 @@ def _live_pods(config: Config, namespace: str | None, name: str | None):
         pod = row_pod(r)
         host = inventory.get(r.node) if r.node else None
         objs.append((r, pod, pod_object(r, pod, snaps.get(r.node or ""), host.address if host else None,
-                                        image_missing=pod_images(pod, images) is None)))
+                                        image_missing=pod_images(pod, images) is None,
+                                        pending_message=unscheduled.get(r.uid, ""))))
     return objs, snaps, events
+
+
+def _last_failed_scheduling(events) -> str:
+    """The scheduler's latest 'why not' for a pod (FailedScheduling events)."""
+    failed = [e for e in events if e.reason == "FailedScheduling"]
+    return max(failed, key=lambda e: e.id).message if failed else ""
 
 
 def get_pods(config: Config, name: str | None, namespace: str | None, output: str | None) -> int:
@@ -430,7 +443,7 @@ def describe_pod(config: Config, name: str, namespace: str) -> int:
     out += [f"  {c['type']:<16}{c['status']}" for c in st["conditions"]]
     out.append("Events:")
     evs = events.get(row.uid) or []
-    out += [f"  {e.type:<8}{e.reason:<14}{age(e.at)} ago  {e.message}" for e in evs] or ["  <none>"]
+    out += [f"  {e.type:<8}{e.reason:<18}{age(e.at)} ago  {e.message}" for e in evs] or ["  <none>"]
     click.echo("\n".join(out))
     return 0
 

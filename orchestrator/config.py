@@ -3,13 +3,25 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 
 def default_home() -> Path:
     env = os.environ.get("PODCTL_HOME")
     return Path(env).expanduser() if env else Path.home() / ".podctl"
+
+
+def _env_keeper() -> bool:
+    """PODCTL_SSH_KEEPER=0 (or false/no/off): no connection keeper, direct connections."""
+    return os.environ.get("PODCTL_SSH_KEEPER", "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+def _env_keeper_idle() -> float:
+    try:
+        return float(os.environ.get("PODCTL_SSH_KEEPER_IDLE", "300"))
+    except ValueError:
+        return 300.0
 
 
 @dataclass(frozen=True)
@@ -22,6 +34,16 @@ class Config:
     keepalive_interval: float = 5.0
     keepalive_count_max: int = 3
     parallelism: int = 64  # hosts worked on at once
+    # The SSH connection keeper (transport/keeper.py): a background process that keeps
+    # each host's connection open between runs, so a cron run pays no SSH handshakes.
+    # Off (env PODCTL_SSH_KEEPER=0): one direct connection per host per run.
+    ssh_keeper: bool = field(default_factory=_env_keeper)
+    # The keeper exits after this many seconds without a request (env PODCTL_SSH_KEEPER_IDLE).
+    keeper_idle_timeout: float = field(default_factory=_env_keeper_idle)
+
+    @property
+    def settings_file(self) -> Path:
+        return self.home / "config.yaml"
 
     @property
     def state_db(self) -> Path:
@@ -46,3 +68,60 @@ class Config:
         if self.lab_inventory.exists():
             return self.lab_inventory
         return None
+
+
+SETTINGS_HELP = """\
+$PODCTL_HOME/config.yaml (optional):
+  scheduler:
+    scoringStrategy: LeastAllocated   # spread load (default) | MostAllocated: bin-pack
+    weights:                          # scorer -> weight 0..100 (0 turns it off)
+      ImageLocality: 1
+"""
+
+
+def scheduler_settings(config: Config) -> dict:
+    """SchedulerConfig keyword arguments from $PODCTL_HOME/config.yaml ({} without
+    one). Errors name the file and the field, and come before any host is touched."""
+    path = config.settings_file
+    if not path.exists():
+        return {}
+    import yaml
+
+    from .errors import UsageError
+    from .scheduler.registry import build
+    from .scheduler.types import SchedulerConfig
+
+    try:
+        doc = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise UsageError(f"{path}: cannot read: {exc}") from exc
+
+    def bad(field: str, problem: str) -> UsageError:
+        return UsageError(f"{path}: {field}: {problem}\n{SETTINGS_HELP}")
+
+    if not isinstance(doc, dict):
+        raise bad("(top level)", "expected a mapping")
+    unknown = sorted(set(doc) - {"scheduler"})
+    if unknown:
+        raise bad(unknown[0], "unknown setting (known: scheduler)")
+    sched = doc.get("scheduler") or {}
+    if not isinstance(sched, dict):
+        raise bad("scheduler", "expected a mapping")
+    unknown = sorted(set(sched) - {"scoringStrategy", "weights"})
+    if unknown:
+        raise bad(f"scheduler.{unknown[0]}", "unknown field (known: scoringStrategy, weights)")
+    strategy = sched.get("scoringStrategy", "LeastAllocated")
+    if strategy not in ("LeastAllocated", "MostAllocated"):
+        raise bad("scheduler.scoringStrategy", f"{strategy!r}: expected LeastAllocated or MostAllocated")
+    weights = sched.get("weights") or {}
+    if not isinstance(weights, dict):
+        raise bad("scheduler.weights", "expected a mapping of scorer name -> weight")
+    for name, w in weights.items():
+        if not isinstance(w, int) or isinstance(w, bool) or not 0 <= w <= 100:
+            raise bad(f"scheduler.weights.{name}", f"{w!r}: expected an integer 0..100")
+    settings = {"scoring_strategy": strategy, "weights": tuple(sorted(weights.items()))}
+    try:
+        build(SchedulerConfig(**settings))  # unknown scorer names
+    except ValueError as exc:
+        raise bad("scheduler.weights", str(exc)) from exc
+    return settings

@@ -15,27 +15,25 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
-from .config import Config
+from .config import Config, scheduler_settings
 from .errors import StoreError, UsageError
+from .health import CRON, NOT_READY, READY, HealthSettings, HostHealth, cut_off, observe
 from .executor import HostReport, execute
 from .images import ImageStore
 from .inventory import Inventory, load_inventory
 from .manifests import validate_pod
 from .model import Capacity, Host, ImageConfig, Pod
-from .placement import HostView, Placement, charge, place
+from . import scheduling
+from .scheduling import host_capacity  # noqa: F401 (commands.py)
 from .plan import Plan
 from .probe import HostSnapshot, parse_probe
 from .reconcile import DesiredPod, reconcile
 from .runtime import Network, delete_context, pod_context, probe_script
 from .store import PodRow, Store, run_lock
-from .transport.ssh import SSHTransport
 from .views import pod_object
 from .workloads.common import HostInfo, owned_pod_from_k8s, to_store
-from .workloads.specs import parse_tolerations
 from .workloads.run import WORKLOAD_KINDS, reconcile_workload, workload_from_doc
 
-DEFAULT_MAX_PODS = 110
-SYSTEM_RESERVED_MEMORY = 256 * 2**20  # kept for the host itself, like kubelet's reserve
 
 
 def require_inventory(config: Config) -> Inventory:
@@ -45,8 +43,19 @@ def require_inventory(config: Config) -> Inventory:
     return load_inventory(path)
 
 
-def open_transport(config: Config, inventory: Inventory) -> SSHTransport:
-    """An SSH transport that honours the inventory's host key policy (strict or accept-new)."""
+def open_transport(config: Config, inventory: Inventory):
+    """The run's transport, honouring the inventory's host key policy (strict or accept-new).
+
+    By default through the SSH connection keeper (transport/keeper.py: connections kept
+    open between runs, started on first use; direct connections if it cannot be had);
+    with config.ssh_keeper off (PODCTL_SSH_KEEPER=0), direct connections for this run.
+    Imported here, not at the top: the keeper's client does not load asyncssh."""
+    if config.ssh_keeper:
+        from .transport.keeper_client import KeeperTransport
+
+        return KeeperTransport(config, host_key_checking=inventory.host_key_checking)
+    from .transport.ssh import SSHTransport
+
     return SSHTransport(config, host_key_checking=inventory.host_key_checking)
 
 
@@ -74,49 +83,58 @@ async def probe_hosts(transport, hosts: list[Host], timeout: float) -> dict[str,
     return {s.host: s for s in snaps}
 
 
-def host_capacity(host: Host, snap: HostSnapshot | None) -> Capacity:
-    """The inventory's overrides, else what the probe saw (less a reserve for the host)."""
-    probed_cpu = snap.cpu_m() if snap else 0
-    probed_mem = max(0, snap.memory() - SYSTEM_RESERVED_MEMORY) if snap else 0
-    cap = host.capacity
-    return Capacity(
-        cpu_m=cap.cpu_m if cap and cap.cpu_m else probed_cpu,
-        memory=cap.memory if cap and cap.memory else probed_mem,
-        pods=cap.pods if cap and cap.pods else DEFAULT_MAX_PODS,
-    )
+def sched_inputs(store: Store, pods: list[tuple[PodRow, Pod]]) -> list[scheduling.PodInput]:
+    """Every live pod as the scheduler sees it, oldest first (the order pods are placed
+    in), with its owner's selector for the default spreading."""
+    selectors = {}
+    for o in store.list_objects():
+        if o.kind in scheduling.SPREAD_BY_DEFAULT:
+            selectors[o.uid] = (o.doc.get("spec") or {}).get("selector")
+    out = []
+    for row, _ in sorted(pods, key=lambda rp: (rp[0].created_at, rp[0].key)):
+        if row.deleting:
+            continue
+        out.append(scheduling.PodInput(row.uid, row.namespace, row.name, row.spec, row.node, row.owner_kind,
+                                       selectors.get(row.owner_uid)))
+    return out
 
 
-def host_views(inventory: Inventory, snaps: dict[str, HostSnapshot], pods: list[tuple[PodRow, Pod]]) -> list[HostView]:
-    views = []
-    for h in inventory.hosts:
-        snap = snaps.get(h.name)
-        cap = host_capacity(h, snap)
-        bound = [p for row, p in pods if row.node == h.name and not row.deleting]
-        views.append(HostView(
-            name=h.name, ready=bool(snap and snap.reachable), labels=h.labels, taints=h.taints,
-            cpu_m=cap.cpu_m, memory=cap.memory, max_pods=cap.pods,
-            used_cpu_m=sum(p.spec.requests().cpu_m or 0 for p in bound),
-            used_memory=sum(p.spec.requests().memory or 0 for p in bound),
-            used_pods=len(bound)))
-    return views
+def image_facts(pods: list[tuple[PodRow, Pod]], images: ImageStore) -> tuple[dict[str, str], dict[str, int]]:
+    """(image reference -> digest, digest -> size) for the images pods name and the
+    local store has: hosts report digests, and ImageLocality weighs them by size."""
+    digests, sizes = {}, {}
+    for _, pod in pods:
+        for ref, img in (pod_images(pod, images, partial=True) or {}).items():
+            digests[ref], sizes[img.digest] = img.digest, img.size
+    return digests, sizes
 
 
-def pod_images(pod: Pod, images: ImageStore) -> dict[str, ImageConfig] | None:
-    """Every image the pod names, from the local store; None if one is missing."""
+def pod_images(pod: Pod, images: ImageStore, partial: bool = False) -> dict[str, ImageConfig] | None:
+    """Every image the pod names, from the local store; None if one is missing (with
+    `partial`, those the store has)."""
     found = {}
     for ref in pod.spec.images():
         img = images.get(ref)
         if img is None:
+            if partial:
+                continue
             return None
         found[ref] = img
     return found
+
+
+def _health_changed(old, new) -> bool:
+    """Worth a write: a Ready host's good-probe count beyond the threshold is not."""
+    if old is None or (old.state, old.since, old.detail) != (new.state, new.since, new.detail):
+        return True
+    return new.state != READY and new.ok_streak != old.ok_streak
 
 
 @dataclass
 class RunReport:
     plan: Plan
     snapshots: dict[str, HostSnapshot]
-    placements: list[Placement] = field(default_factory=list)
+    placements: list = field(default_factory=list)  # scheduler.Placement, this run's
     hosts: dict[str, HostReport] = field(default_factory=dict)
     pending: list[str] = field(default_factory=list)  # pods that are not where they should be
     executed: bool = False
@@ -147,10 +165,16 @@ class Controller:
     max_rounds = 10
 
     def __init__(self, config: Config, transport_factory: Callable = open_transport,
-                 rng: random.Random | None = None):
+                 rng: random.Random | None = None, explain: str = "chosen", health: HealthSettings = CRON):
+        """`explain="full"` keeps every feasible host's score card (for `plan -v`);
+        `health`: grace and hysteresis (health.CRON, or health.WATCH for a loop)."""
         self.config = config
+        self.health = health
+        self._health_now: dict = {}
+        self._frozen = False
         self.transport_factory = transport_factory
         self.rng = rng or random.Random()
+        self.explain = explain
 
     def images(self) -> ImageStore:
         return ImageStore(self.config.images_dir)
@@ -179,6 +203,7 @@ class Controller:
         self.on_plan = on_plan
         config = self.config
         inventory = require_inventory(config)
+        self.sched_settings = {**scheduler_settings(config), "explain": self.explain}
         if dry_run:
             return await self._with_transport(inventory, True, on_host_done, transport)
         holder = f"podctl reconcile on {socket.gethostname()} pid {os.getpid()}"
@@ -212,16 +237,22 @@ class Controller:
             cidrs = self.sync_hosts(store, inventory, now) if not dry_run else {
                 h.name: (store.get_host(h.name).pod_cidr if store.get_host(h.name) else None) or h.pod_cidr
                 for h in inventory.hosts}
+            begin_run = getattr(transport, "begin_run", None)
+            if begin_run is not None:
+                begin_run()  # a kept transport retries hosts that failed last run
             snaps = await probe_hosts(transport, list(inventory.hosts), config.probe_timeout)
             if not dry_run:
                 with store.transaction():  # one commit for all hosts, not one each
                     for name, snap in snaps.items():
                         if snap.reachable:
                             store.record_host_facts(name, dict(snap.facts), now)
+            health, health_notes = self._health(store, inventory, snaps, now, dry_run)
+            health_notes += self._evacuate(store, health, now, dry_run)
             workload_notes, changes = self._workloads(store, inventory, snaps, now, dry_run)
+            workload_notes = health_notes + workload_notes
             rows = store.list_pods()
             pods = [(row, row_pod(row)) for row in rows]
-            placements, notes = self._place(store, inventory, snaps, pods, cidrs, dry_run)
+            placements, notes = self._place(store, inventory, snaps, pods, cidrs, dry_run, images, health)
             notes = workload_notes + notes
             rows = store.list_pods() if not dry_run else rows
             pods = [(row, row_pod(row)) for row in rows]
@@ -243,13 +274,75 @@ class Controller:
             self._record(store, plan, report, pods, now)
             return report
 
+    def ready(self, host: str, snaps) -> bool:
+        """Ready for new pods: probed now, and Ready by the health rules."""
+        snap = snaps.get(host)
+        h = self._health_now.get(host)
+        return bool(snap and snap.reachable) and (h is None or h.state == READY)
+
+    def _health(self, store: Store, inventory: Inventory, snaps, now: float, dry_run: bool):
+        """Each host's health after this probe (health.py), recorded with an event on
+        every change of state. Returns ({host: HostHealth}, notes)."""
+        statuses = {h.name: snaps[h.name].status for h in inventory.hosts}
+        frozen = self._frozen = cut_off(statuses, self.health)
+        prev = {r.name: HostHealth.from_store(r.health, r.health_since, r.health_detail) for r in store.list_hosts()}
+        out, notes = {}, []
+        if frozen:
+            bad = sum(1 for st in statuses.values() if st != "ok")
+            notes.append(f"{bad} of {len(statuses)} hosts failed their probe at once: this controller is probably "
+                         "the one cut off, so no host is marked NotReady and nothing is re-placed")
+        with store.transaction():
+            for h in inventory.hosts:
+                snap, old = snaps[h.name], prev.get(h.name)
+                new = observe(old, snap.status, now, self.health, snap.error, frozen)
+                out[h.name] = new
+                if old is None or old.state != new.state:
+                    if new.state != READY or old is not None:
+                        notes.append(f"host {h.name}: {old.state if old else 'new'} -> {new.state}"
+                                     + (f" ({new.detail})" if new.detail else ""))
+                    if not dry_run and old is not None:
+                        kind = "Normal" if new.state == READY else "Warning"
+                        store.add_event(now, kind, f"Node{new.state}", f"host {h.name} is {new.state}"
+                                        + (f": {new.detail}" if new.detail else ""), kind="Node", name=h.name)
+                if not dry_run and _health_changed(old, new):
+                    store.set_host_health(h.name, new.state, new.since, new.to_store())
+        self._health_now = out
+        return out, notes
+
+    def _evacuate(self, store: Store, health, now: float, dry_run: bool) -> list[str]:
+        """Pods bound to a NotReady host leave it: a Deployment's or Job's pod is deleted
+        (its controller makes a replacement this run), a bare Pod gets a successor of
+        the same name (podctl keeps bare pods as desired state). The lost copy stays
+        recorded as being deleted, so when its host returns it is stopped first. A
+        DaemonSet's pod belongs to its host and stays."""
+        lost = {name for name, h in health.items() if h.state == NOT_READY}
+        if not lost or self._frozen:
+            return []
+        notes = []
+        for row in store.list_pods(include_deleting=False):
+            if row.node not in lost or row.owner_kind == "DaemonSet":
+                continue
+            how = f"replaced by its {row.owner_kind}" if row.owner_kind else "re-placed under a new uid"
+            if dry_run:
+                notes.append(f"pod {row.key} on NotReady host {row.node}: would be {how}")
+                continue
+            with store.transaction():
+                if row.owner_kind:
+                    store.request_delete(row.uid, now)
+                else:
+                    store.succeed_pod(row.uid, now)
+                store.add_event(now, "Warning", "NodeNotReady", f"host {row.node} is NotReady: pod {how}",
+                                namespace=row.namespace, name=row.name, uid=row.uid)
+            notes.append(f"pod {row.key} lost with NotReady host {row.node}: {how}")
+        return notes
+
     def _workloads(self, store: Store, inventory: Inventory, snaps, now: float, dry_run: bool):
         """Run each workload's controller over the pods it owns; record what it decides.
 
         Returns (notes for the plan, number of pods created or deleted). In a dry run the
         decisions become notes only.
         """
-        hosts = [HostInfo(h.name, h.labels, h.taints, ready=bool(snaps.get(h.name) and snaps[h.name].reachable))
+        hosts = [HostInfo(h.name, h.labels, h.taints, ready=self.ready(h.name, snaps))
                  for h in inventory.hosts]
         notes, changes = [], 0
         for o in store.list_objects():
@@ -302,27 +395,45 @@ class Controller:
                                 name=o.name, uid=o.uid)
         return changes
 
-    def _place(self, store: Store, inventory: Inventory, snaps, pods, cidrs, dry_run):
-        views = {v.name: v for v in host_views(inventory, snaps, pods)}
-        placements, notes = [], []
-        for row, pod in sorted(pods, key=lambda rp: (rp[0].created_at, rp[0].key)):
-            if row.deleting or row.node is not None:
-                continue
-            p = place(pod, list(views.values()), parse_tolerations((row.spec.get("spec") or {}).get("tolerations")))
-            placements.append(p)
+    def _place(self, store: Store, inventory: Inventory, snaps, pods, cidrs, dry_run, images: ImageStore, health):
+        """Schedule every pod without a host; bind (and give an IP to) each one placed."""
+        inputs = sched_inputs(store, pods)
+        if all(p.node is not None for p in inputs):
+            return [], []
+        digests, sizes = image_facts(pods, images)
+        not_ready = frozenset(name for name, h in health.items() if h.state != READY)
+        outcome = scheduling.place(list(inventory.hosts), snaps, inputs, digests, sizes, self.sched_settings,
+                                   not_ready=not_ready)
+        notes = [f"pod {key} is Pending: {message}" for key, message in outcome.invalid]
+        now = time.time()
+        by_key = {row.key: row for row, _ in pods}
+        for p in outcome.placements:
+            row = by_key[p.key]
             if p.host is None:
-                notes.append(f"pod {row.key} is Pending: {p.message}")
+                notes.append(f"pod {p.key} is Pending: {p.message}")
+                if not dry_run:
+                    self._unschedulable(store, row, p.message, now)
                 continue
-            views[p.host] = charge(views[p.host], pod)
             if not dry_run:
                 ip = store.allocate_pod_ip(p.host, cidrs[p.host], row.uid)
-                store.add_event(time.time(), "Normal", "Scheduled",
-                                f"Successfully assigned {row.key} to {p.host} ({ip})",
+                card = p.score
+                why = f"; score {card.total} of {p.feasible} feasible host(s)" if card else ""
+                store.add_event(now, "Normal", "Scheduled", f"Successfully assigned {row.key} to {p.host} ({ip}){why}",
                                 namespace=row.namespace, name=row.name, uid=row.uid)
-        return placements, notes
+        return list(outcome.placements), notes
 
-    def _desired(self, pods, images: ImageStore, placements: list[Placement], snaps):
-        planned = {p.pod: p.host for p in placements if p.host}
+    @staticmethod
+    def _unschedulable(store: Store, row: PodRow, message: str, now: float) -> None:
+        """A FailedScheduling event, once per distinct message (cron runs every minute:
+        the same reason again is not news)."""
+        last = [e for e in store.list_events(uid=row.uid, limit=20) if e.reason == "FailedScheduling"]
+        if last and max(last, key=lambda e: e.id).message == message:
+            return
+        store.add_event(now, "Warning", "FailedScheduling", message, namespace=row.namespace, name=row.name,
+                        uid=row.uid)
+
+    def _desired(self, pods, images: ImageStore, placements: list, snaps):
+        planned = {p.key: p.host for p in placements if p.host}
         desired, pending = [], []
         for row, pod in pods:
             host = row.node or planned.get(row.key) if not row.deleting else row.node

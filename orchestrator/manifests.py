@@ -136,8 +136,11 @@ OBJECT_FIELDS: dict[str, dict[str, Rule]] = {
         "securityContext": NoOp(({},), "an empty securityContext asks for nothing"),
         "tolerations": Supported("key, operator, value, effect, tolerationSeconds, as "
                                  "Kubernetes validates them (DaemonSets need them)"),
-        **_not_yet("initContainers", "ephemeralContainers", "affinity",
-                   "topologySpreadConstraints", "serviceAccountName", "serviceAccount",
+        "affinity": Supported("nodeAffinity, podAffinity, podAntiAffinity, as Kubernetes "
+                              "validates them; the scheduler honours them"),
+        "topologySpreadConstraints": Supported("maxSkew, topologyKey, whenUnsatisfiable, "
+                                               "labelSelector, minDomains, node policies"),
+        **_not_yet("initContainers", "ephemeralContainers", "serviceAccountName", "serviceAccount",
                    "automountServiceAccountToken", "imagePullSecrets", "activeDeadlineSeconds",
                    "dnsConfig", "hostAliases", "hostUsers", "hostname", "subdomain",
                    "setHostnameAsFQDN", "os", "overhead", "preemptionPolicy", "priority",
@@ -201,6 +204,49 @@ OBJECT_FIELDS: dict[str, dict[str, Rule]] = {
                    "effect": Supported("'' (all), NoSchedule, PreferNoSchedule, NoExecute"),
                    "tolerationSeconds": Supported("integer, with effect NoExecute (kept; "
                                                   "podctl does not evict on taints yet)")},
+    # affinity and topologySpreadConstraints (validated by orchestrator/scheduling_fields.py)
+    "Affinity": {"nodeAffinity": Supported("required and preferred node selector terms"),
+                 "podAffinity": Supported("required and preferred pod affinity terms"),
+                 "podAntiAffinity": Supported("required and preferred pod affinity terms")},
+    "NodeAffinity": {
+        "requiredDuringSchedulingIgnoredDuringExecution": Supported(
+            "nodeSelectorTerms: at least one; a host must match one of them"),
+        "preferredDuringSchedulingIgnoredDuringExecution": Supported(
+            "weight 1..100 and a preference (a node selector term)")},
+    "NodeSelector": {"nodeSelectorTerms": Supported("non-empty list of terms, ORed")},
+    "NodeSelectorTerm": {"matchExpressions": Supported("host label requirements, ANDed"),
+                         "matchFields": Supported("metadata.name In/NotIn one host name")},
+    "NodeSelectorRequirement": {
+        "key": Supported("a label key (matchFields: metadata.name)"),
+        "operator": Supported("In, NotIn, Exists, DoesNotExist, Gt, Lt (matchFields: In, NotIn)"),
+        "values": Supported("label values: non-empty for In/NotIn, none for Exists/DoesNotExist, "
+                            "one integer for Gt/Lt")},
+    "PreferredSchedulingTerm": {"weight": Supported("1..100"),
+                                "preference": Supported("a node selector term")},
+    **{name: {"requiredDuringSchedulingIgnoredDuringExecution": Supported(
+                  "pod affinity terms, all of which must hold"),
+              "preferredDuringSchedulingIgnoredDuringExecution": Supported(
+                  "weight 1..100 and a podAffinityTerm")}
+       for name in ("PodAffinity", "PodAntiAffinity")},
+    "PodAffinityTerm": {
+        "labelSelector": Supported("matchLabels, matchExpressions; unset matches no pod"),
+        "namespaces": Supported("namespace names; empty: the pod's own namespace"),
+        "namespaceSelector": Supported("{} (every namespace) only; a selector with labels or "
+                                       "expressions is not supported yet"),
+        "topologyKey": Supported("a host label key, required"),
+        **_not_yet("matchLabelKeys", "mismatchLabelKeys")},
+    "WeightedPodAffinityTerm": {"weight": Supported("1..100"),
+                                "podAffinityTerm": Supported("a pod affinity term")},
+    "TopologySpreadConstraint": {
+        "maxSkew": Supported("integer >= 1, required"),
+        "topologyKey": Supported("a host label key, required"),
+        "whenUnsatisfiable": Supported("DoNotSchedule or ScheduleAnyway, required; one "
+                                       "constraint per topologyKey and whenUnsatisfiable"),
+        "labelSelector": Supported("matchLabels, matchExpressions; unset counts no pod"),
+        "minDomains": Supported("integer >= 1, with whenUnsatisfiable DoNotSchedule"),
+        "nodeAffinityPolicy": Supported("Honor (default) or Ignore"),
+        "nodeTaintsPolicy": Supported("Ignore (default) or Honor"),
+        **_not_yet("matchLabelKeys")},
     # ------------------------------------------------------------ workloads
     # (validated by orchestrator/workloads/validation.py; pods follow the Pod rules above)
     **{kind: {"apiVersion": Supported(api), "kind": Supported(kind), "metadata": Supported(),
@@ -649,6 +695,7 @@ def _pod_spec(ctx: _Ctx, value: Any, path: FieldPath) -> PodSpec:
                            label_value_problem)
     # Validated here, kept in the raw document (PodSpec has no field for them yet)
     _tolerations(ctx, spec.get("tolerations"), path + ("tolerations",))
+    _scheduling(ctx, spec, path)
     return PodSpec(
         containers=containers,
         volumes=volumes,
@@ -937,6 +984,15 @@ def _volume_to_k8s(v: Volume) -> dict:
 def _tolerations(ctx: _Ctx, value: Any, path: FieldPath) -> tuple:
     from .workloads.validation import tolerations  # it imports this module
     return tolerations(ctx, value, path)
+
+
+def _scheduling(ctx: _Ctx, spec: dict, path: FieldPath) -> None:
+    """spec.affinity and spec.topologySpreadConstraints (kept in the raw document, read
+    by scheduler/kube.py)."""
+    from .scheduling_fields import affinity, topology_spread_constraints  # it imports this module
+    affinity(ctx, spec.get("affinity"), path + ("affinity",))
+    topology_spread_constraints(ctx, spec.get("topologySpreadConstraints"),
+                                path + ("topologySpreadConstraints",))
 
 
 def _workload(kind: str) -> Callable[[_Ctx, dict], Any]:

@@ -24,11 +24,69 @@ def pairs(mapping: Mapping[str, str] | Iterable[tuple[str, str]] | None) -> Pair
 # ---------------------------------------------------------------- hosts
 
 
+TAINT_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
+TOLERATION_OPERATORS = ("Equal", "Exists")
+
+
 @dataclass(frozen=True)
 class Taint:
     key: str
     value: str = ""
     effect: str = "NoSchedule"  # NoSchedule | PreferNoSchedule | NoExecute
+
+
+@dataclass(frozen=True)
+class Toleration:
+    """A pod's toleration, matched as Kubernetes does (v1helper.ToleratesTaint): an
+    empty effect matches every effect; an empty key with Exists matches every taint.
+
+    The one toleration type of podctl: the manifest layer builds it from validated
+    specs, the workload controllers and the scheduler match taints with it. A plain
+    frozen dataclass (its hash is that of five small fields; SchedPod caches its own)."""
+
+    key: str = ""
+    operator: str = "Equal"  # Equal | Exists
+    value: str = ""
+    effect: str = ""  # "" | NoSchedule | PreferNoSchedule | NoExecute
+    toleration_seconds: int | None = None  # NoExecute only; kept, podctl does not evict yet
+
+    def __post_init__(self) -> None:
+        if self.operator not in TOLERATION_OPERATORS:
+            raise ValueError(f"toleration operator {self.operator!r} is not Equal or Exists")
+        if self.effect and self.effect not in TAINT_EFFECTS:
+            raise ValueError(f"toleration effect {self.effect!r} is not one of "
+                             f"{', '.join(TAINT_EFFECTS)}")
+        if not self.key and self.operator != "Exists":
+            raise ValueError("a toleration with an empty key needs operator Exists")
+        if self.operator == "Exists" and self.value:
+            raise ValueError("a toleration with operator Exists takes no value")
+
+    @classmethod
+    def from_k8s(cls, t: Mapping) -> Toleration:
+        """A toleration of a validated spec (camelCase; omitted or null fields default
+        as in Kubernetes: operator Equal, empty key, value and effect)."""
+        return cls(t.get("key") or "", t.get("operator") or "Equal", t.get("value") or "",
+                   t.get("effect") or "", t.get("tolerationSeconds"))
+
+    def tolerates(self, taint: Taint) -> bool:
+        if self.effect and self.effect != taint.effect:
+            return False
+        if self.key and self.key != taint.key:
+            return False
+        return self.operator == "Exists" or self.value == taint.value
+
+    def to_k8s(self) -> dict:
+        out: dict = {}
+        if self.key:
+            out["key"] = self.key
+        out["operator"] = self.operator
+        if self.value:
+            out["value"] = self.value
+        if self.effect:
+            out["effect"] = self.effect
+        if self.toleration_seconds is not None:
+            out["tolerationSeconds"] = self.toleration_seconds
+        return out
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from typing import Mapping, Sequence
 from .errors import PodctlError
 from .images import merge_env, resolve_argv
 from .model import Container, EnvVar, ImageConfig, Pod
-from .render import render
+from .render import render, render_static
 
 STATE = "/var/lib/podctl"
 RUN = "/run/podctl"
@@ -203,4 +203,5 @@ def batch_script(actions: Sequence[dict]) -> str:
 
 
 def probe_script() -> str:
-    return render("probe.sh.j2")
+    """The probe (holds no values): read without Jinja, see render.render_static."""
+    return render_static("probe.sh.j2")

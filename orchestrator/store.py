@@ -368,6 +368,17 @@ class Store:
                 namespace, name, spec, now, old.owner_kind, old.owner_name, old.owner_uid
             )
 
+    def succeed_pod(self, uid: str, now: float) -> PodRow:
+        """The pod's successor: same name, spec and owner, a new uid, no host yet; the
+        pod itself is marked for deletion (it stays until its host confirms). For a
+        bare pod whose host was lost."""
+        with self.transaction():
+            old = self.get_pod_by_uid(uid)
+            if old is None:
+                raise StoreError(f"no pod with uid {uid}")
+            self.request_delete(uid, now)
+            return self.add_pod(old.namespace, old.name, old.spec, now, old.owner_kind, old.owner_name, old.owner_uid)
+
     def get_pod(self, namespace: str, name: str) -> PodRow | None:
         """The live pod of that name, else the newest one being deleted, else None."""
         r = self._one(

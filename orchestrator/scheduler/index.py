@@ -161,6 +161,7 @@ class Index:
                                      for h in hosts], dtype=i64)
         self.taint_sets = list(groups)
         self._image_hosts: dict[str, np.ndarray] | None = None
+        self.image_sizes = dict(snapshot.image_sizes)
         self.reasons: list[tuple[str, tuple[str, ...]]] = [("", ())]  # code 0: feasible
         self._reason_ids: dict[tuple, int] = {}
         self.cache: dict[Hashable, object] = {}  # plugins' per-run memo (static masks...)

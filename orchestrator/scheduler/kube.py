@@ -39,23 +39,21 @@ def sched_pod(namespace: str, name: str, labels: Mapping[str, str] | None, spec:
     cpu, mem, nz_cpu, nz_mem = requests(spec)
     affinity = spec.get("affinity") or {}
     node_aff = affinity.get("nodeAffinity") or {}
-    required = node_aff.get("requiredDuringSchedulingIgnoredDuringExecution")
     pod_aff = affinity.get("podAffinity") or {}
     anti_aff = affinity.get("podAntiAffinity") or {}
     containers = list(spec.get("containers") or ())
     digests = image_digests or {}
-    images = tuple(dict.fromkeys(digests.get(c["image"], c["image"]) for c in containers if c.get("image")))
+    every = list(spec.get("initContainers") or ()) + containers  # repeats count, as in Kubernetes
+    images = tuple(digests.get(c["image"], c["image"]) for c in every if c.get("image"))
     return SchedPod(
-        key=f"{namespace}/{name}", namespace=namespace, labels=pairs(labels), cpu_m=cpu, memory=mem,
+        key=f"{namespace}/{name}", namespace=namespace, labels=_labels(labels), cpu_m=cpu, memory=mem,
         nonzero_cpu_m=nz_cpu, nonzero_memory=nz_mem, node_name=spec.get("nodeName") or None,
-        node_selector=pairs(spec.get("nodeSelector")),
-        required_node_affinity=None if required is None else tuple(
-            _node_term(t, f"affinity.nodeAffinity.required...nodeSelectorTerms[{i}]")
-            for i, t in enumerate(required.get("nodeSelectorTerms") or ())),
+        node_selector=_labels(spec.get("nodeSelector")),
+        required_node_affinity=required_node_terms(spec),
         preferred_node_affinity=tuple(
             PreferredSchedulingTerm(int(t["weight"]), _node_term(t.get("preference") or {}, "preference"))
             for t in node_aff.get("preferredDuringSchedulingIgnoredDuringExecution") or ()),
-        tolerations=tuple(_toleration(t) for t in spec.get("tolerations") or ()),
+        tolerations=tuple(Toleration.from_k8s(t) for t in spec.get("tolerations") or ()),
         pod_affinity=_terms(pod_aff.get("requiredDuringSchedulingIgnoredDuringExecution")),
         pod_anti_affinity=_terms(anti_aff.get("requiredDuringSchedulingIgnoredDuringExecution")),
         preferred_pod_affinity=_weighted(pod_aff.get("preferredDuringSchedulingIgnoredDuringExecution")),
@@ -89,6 +87,17 @@ def requests(spec: Mapping[str, Any]) -> tuple[int, int, int, int]:
     return total[0] + extra_cpu, total[1] + extra_mem, total[2] + extra_cpu, total[3] + extra_mem
 
 
+def required_node_terms(spec: Mapping[str, Any]) -> tuple[NodeSelectorTerm, ...] | None:
+    """spec.affinity.nodeAffinity's required terms (ORed); None when it has none. Also
+    what the DaemonSet controller checks a host against (NodeShouldRunDaemonPod)."""
+    node_aff = (spec.get("affinity") or {}).get("nodeAffinity") or {}
+    required = node_aff.get("requiredDuringSchedulingIgnoredDuringExecution")
+    if required is None:
+        return None
+    return tuple(_node_term(t, f"affinity.nodeAffinity.required...nodeSelectorTerms[{i}]")
+                 for i, t in enumerate(required.get("nodeSelectorTerms") or ()))
+
+
 def _requirement(r: Mapping[str, Any]) -> Requirement:
     return Requirement(r["key"], r["operator"], tuple(r.get("values") or ()))
 
@@ -104,15 +113,15 @@ def _node_term(t: Mapping[str, Any], where: str) -> NodeSelectorTerm:
 def _selector(s: Mapping[str, Any] | None) -> LabelSelector | None:
     if s is None:
         return None
-    return LabelSelector(pairs(s.get("matchLabels")), tuple(_requirement(r) for r in s.get("matchExpressions") or ()))
+    return LabelSelector(_labels(s.get("matchLabels")), tuple(_requirement(r) for r in s.get("matchExpressions") or ()))
 
 
 def _term(t: Mapping[str, Any]) -> PodAffinityTerm:
-    ns_selector = t.get("namespaceSelector")
-    if ns_selector not in (None, {}):
+    ns_selector = t.get("namespaceSelector")  # an empty selector: every namespace
+    if ns_selector is not None and (ns_selector.get("matchLabels") or ns_selector.get("matchExpressions")):
         raise ValueError("podAffinityTerm.namespaceSelector: only {} (all namespaces) is supported")
     return PodAffinityTerm(_selector(t.get("labelSelector")), t["topologyKey"],
-                           tuple(t.get("namespaces") or ()), all_namespaces=ns_selector == {})
+                           tuple(t.get("namespaces") or ()), all_namespaces=ns_selector is not None)
 
 
 def _terms(items) -> tuple[PodAffinityTerm, ...]:
@@ -123,8 +132,9 @@ def _weighted(items) -> tuple[WeightedPodAffinityTerm, ...]:
     return tuple(WeightedPodAffinityTerm(int(t["weight"]), _term(t["podAffinityTerm"])) for t in items or ())
 
 
-def _toleration(t: Mapping[str, Any]) -> Toleration:
-    return Toleration(t.get("key") or "", t.get("operator") or "Equal", t.get("value") or "", t.get("effect") or "")
+def _labels(m: Mapping[str, Any] | None):
+    """A label map (labels, nodeSelector, matchLabels) as pairs; null is "", as Go decodes it."""
+    return pairs({k: "" if v is None else v for k, v in m.items()}) if m else ()
 
 
 def _spread(c: Mapping[str, Any]) -> TopologySpreadConstraint:

@@ -136,23 +136,32 @@ class BalancedAllocation(LocalScorer):
 
 
 class ImageLocality(LocalScorer):
-    """Simplified: the share of the pod's images the host already has, times 100."""
+    """Kubernetes' ImageLocality: per container, the size of its image times the share
+    of all hosts that have it (so an image everywhere counts less than a rare one), if
+    this host has it; the sum is clamped to 23 MB..1000 MB per container and scaled to
+    0..100. Small images (busybox) score 0, as they do in Kubernetes: pulling them
+    costs little, and they must not pull replicas together."""
 
     name = "ImageLocality"
     fields = ("images",)
     static = True
+    MIN_BYTES = 23 * 1024 * 1024
+    MAX_BYTES = 1000 * 1024 * 1024
 
     def applies(self, pod):
         return bool(pod.images)
 
     def scores(self, pod, ix, idx):
-        images = tuple(dict.fromkeys(pod.images))
+        images = pod.images
         scores = ix.cache.get(("images", images))
         if scores is None:
-            present = np.zeros(ix.n, dtype=np.int64)
+            total = np.zeros(ix.n, dtype=np.int64)
             for image in images:
-                present[ix.image_hosts(image)] += 1
-            scores = ix.cache[("images", images)] = (present * 100 // len(images)).astype(F64)
+                hosts = ix.image_hosts(image)
+                if len(hosts):
+                    total[hosts] += int(ix.image_sizes.get(image, 0) * (len(hosts) / ix.n))
+            low, high = self.MIN_BYTES * len(images), self.MAX_BYTES * len(images)
+            scores = ix.cache[("images", images)] = ((np.clip(total, low, high) - low) * 100 // (high - low)).astype(F64)
         return scores[idx]
 
 

@@ -15,13 +15,13 @@ from dataclasses import dataclass, fields
 from operator import attrgetter
 from typing import ClassVar
 
-from ..model import Pairs, Taint, pairs
+from ..model import TAINT_EFFECTS, Pairs, Taint, Toleration, pairs
 
 HOSTNAME_LABEL = "kubernetes.io/hostname"  # every host has it (its name) unless set
 UNSCHEDULABLE_TAINT = Taint("node.kubernetes.io/unschedulable", "", "NoSchedule")
 DEFAULT_CPU_REQUEST_M = 100  # Kubernetes' non-zero defaults, used for scoring only
 DEFAULT_MEMORY_REQUEST = 200 * 1024 * 1024
-EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
+EFFECTS = TAINT_EFFECTS
 SELECTOR_OPS = ("In", "NotIn", "Exists", "DoesNotExist")
 NODE_OPS = SELECTOR_OPS + ("Gt", "Lt")
 
@@ -163,31 +163,8 @@ class PreferredSchedulingTerm:
 # ---------------------------------------------------------------- tolerations, affinity, spread
 
 
-@_frozen
-class Toleration:
-    """Empty key with operator Exists tolerates every taint; empty effect matches all effects."""
-
-    key: str = ""
-    operator: str = "Equal"  # Equal | Exists
-    value: str = ""
-    effect: str = ""  # "" | NoSchedule | PreferNoSchedule | NoExecute
-
-    def __post_init__(self) -> None:
-        if self.operator not in ("Equal", "Exists"):
-            raise ValueError(f"toleration operator {self.operator!r} is not Equal or Exists")
-        if self.effect and self.effect not in EFFECTS:
-            raise ValueError(f"toleration effect {self.effect!r} is not one of {', '.join(EFFECTS)}")
-        if not self.key and self.operator != "Exists":
-            raise ValueError("a toleration with an empty key needs operator Exists")
-        if self.operator == "Exists" and self.value:
-            raise ValueError("a toleration with operator Exists takes no value")
-
-    def tolerates(self, taint: Taint) -> bool:
-        if self.effect and self.effect != taint.effect:
-            return False
-        if self.key and self.key != taint.key:
-            return False
-        return self.operator == "Exists" or self.value == taint.value
+# Toleration is model.Toleration (one type for manifests, workloads and the scheduler;
+# re-exported here and by the package).
 
 
 def tolerated(taint: Taint, tolerations: tuple[Toleration, ...]) -> bool:
@@ -270,7 +247,8 @@ class SchedPod:
     preferred_pod_anti_affinity: tuple[WeightedPodAffinityTerm, ...] = ()
     topology_spread: tuple[TopologySpreadConstraint, ...] = ()
     host_ports: tuple[tuple[int, str], ...] = ()  # (port, protocol)
-    images: tuple[str, ...] = ()  # digests (or normalised refs: whatever hosts report)
+    images: tuple[str, ...] = ()  # one per container (init and app, repeats kept): digests
+                                  # (or normalised refs: whatever hosts report)
     current_host: str | None = None
 
     def __post_init__(self) -> None:
@@ -335,16 +313,22 @@ class BoundPod:
 
 @_frozen
 class Snapshot:
+    """`image_sizes`: (image, bytes) for ImageLocality, which, as in Kubernetes, gives
+    nothing for an image it knows no size of or one smaller than 23 MB."""
+
     hosts: tuple[SchedHost, ...]
     bound: tuple[BoundPod, ...] = ()
+    image_sizes: Pairs = ()
 
     def __post_init__(self) -> None:
         _tuple(self, "hosts", "bound")
+        if not isinstance(self.image_sizes, tuple):
+            _set(self, "image_sizes", tuple(sorted(dict(self.image_sizes).items())))
 
     def bind(self, placements) -> Snapshot:
         """The snapshot with each placed pod of `placements` bound to its host."""
         extra = tuple(BoundPod(p.host, p.sched_pod) for p in placements if p.host)
-        return Snapshot(self.hosts, self.bound + extra)
+        return Snapshot(self.hosts, self.bound + extra, self.image_sizes)
 
 
 @_frozen

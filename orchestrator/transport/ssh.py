@@ -3,7 +3,9 @@
 - One connection per host for the transport's lifetime (a run), opened on first use;
   concurrent first uses share one connect (a per-host task). A connection that
   dropped is reopened on the next call. A host whose connect failed stays failed for
-  this transport: a dead host costs its connect timeout once per run, not per step.
+  2 x connect_timeout (about one run's steps), then is tried again: a dead host costs
+  its connect timeout once per run, not per step, and a transport that outlives runs
+  (a --watch loop, the keeper) still sees a host come back.
 - One session per call, at most `sessions_per_host` at a time on one connection,
   because OpenSSH's sshd refuses more than MaxSessions (default 10) channels.
 - Host keys are always verified against known_hosts (host.known_hosts, else
@@ -22,6 +24,12 @@
   was lost. A step that changes a host is never repeated.
 - An outer deadline (asyncio.timeout) covers connect + session: asyncssh's own
   timeouts do not cover a peer that stops answering mid-command.
+- A connection made before the call (by an earlier call, or kept by the keeper across
+  runs, transport/keeper.py) may have died unnoticed (host rebooted, NAT dropped it):
+  when a session cannot be opened on it, nothing was sent yet, so the connection is
+  dropped and the call reconnects once, whatever the script (`stale_reconnects`
+  counts it). Once the script is sent, a lost connection is reported, never re-run
+  (but for idempotent calls, above).
 """
 
 from __future__ import annotations
@@ -32,7 +40,7 @@ import os
 import socket
 import time
 from dataclasses import dataclass, replace
-from typing import Mapping
+from typing import Callable, Mapping
 
 
 def _import_asyncssh():
@@ -80,36 +88,56 @@ class ConnectFailed(Exception):
     """Could not connect or authenticate; nothing was sent. Cached per host."""
 
 
+class _NotOpened(Exception):
+    """The session (channel + exec request) could not be opened: nothing was sent."""
+
+
+_FROM_ENV = object()  # agent_path default: $SSH_AUTH_SOCK when the connection is made
+
+
 @dataclass
 class _Call:
     """What one attempt has reached, so the deadline handler knows what to report."""
 
-    phase: str = "connect"  # connect -> session
+    phase: str = "connect"  # connect -> open (nothing sent yet) -> session (script sent)
     process: asyncssh.SSHClientProcess | None = None
 
 
 class SSHTransport(BaseTransport):
     def __init__(self, config: Config, *, host_key_checking: Mapping[str, str] | None = None,
-                 sessions_per_host: int = 8):
+                 sessions_per_host: int = 8, agent_path: object = _FROM_ENV,
+                 known_hosts: Mapping[str, asyncssh.SSHKnownHosts] | None = None):
+        """agent_path: the ssh-agent socket (None: no agent); by default $SSH_AUTH_SOCK.
+        known_hosts: already parsed known_hosts files by path (the keeper passes the copy
+        it computed its cache key from, so both see the same entries)."""
         self.config = config
         self.host_key_checking = dict(host_key_checking or {})  # name -> strict | accept-new
         self.sessions_per_host = sessions_per_host
+        self.agent_path = agent_path
         self.connects = 0  # SSH connections opened (handshake + auth done)
+        self.stale_reconnects = 0  # connections dropped because a session could not be opened
         self._slots = asyncio.Semaphore(config.parallelism)
         self._host_slots: dict[str, asyncio.Semaphore] = {}
         self._conns: dict[str, asyncio.Task] = {}
-        self._known: dict[str, asyncssh.SSHKnownHosts] = {}  # known_hosts path -> parsed
+        self._failed_at: dict[str, float] = {}  # host -> when its last connect finished
+        self._known: dict[str, asyncssh.SSHKnownHosts] = dict(known_hosts or {})  # path -> parsed
         self._keys: dict[str, asyncssh.SSHKey] = {}  # private key path -> loaded key
 
     # ------------------------------------------------------------------ calls
 
     async def run(self, host: Host, script: str, *, payload: Payload = None,
-                  timeout: float | None = None, idempotent: bool = False) -> Result:
-        """Run `script` (then `payload`) on `host`'s stdin; never raises but HostKeyError."""
+                  timeout: float | None = None, idempotent: bool = False,
+                  on_start: Callable[[], None] | None = None) -> Result:
+        """Run `script` (then `payload`) on `host`'s stdin; never raises but HostKeyError.
+
+        `on_start()` is called once the call has its slots, just before its deadline
+        starts and anything is sent (the keeper tells its client so)."""
         limit = self.config.command_timeout if timeout is None else timeout
         data = wrap_script(script)
         # Per-host slot first: calls queued behind one busy host must not hold global slots.
         async with self._host_slot(host), self._slots:
+            if on_start is not None:
+                on_start()
             start = time.monotonic()
             call = _Call()
             deadline = asyncio.timeout(limit)
@@ -137,28 +165,52 @@ class SSHTransport(BaseTransport):
 
     async def _attempt(self, host: Host, data: bytes, payload: Payload,
                        call: _Call) -> tuple[Result, bool]:
-        """One connect + session. Returns (result, worth retrying if idempotent)."""
+        """One connect + session. Returns (result, worth retrying if idempotent).
+
+        A session that cannot be opened on a connection older than this call drops that
+        connection and is tried once more on a new one (nothing was sent: safe for any
+        script). On a connection made for this call, it is the server refusing: reported."""
         call.phase, call.process = "connect", None
         try:
-            conn = await self._connection(host)
+            conn, reused = await self._connection_for_call(host)
         except ConnectFailed as exc:
             return Result(host.name, UNREACHABLE, error=str(exc)), False
-        call.phase = "session"
+        call.phase = "open"
         try:
-            return await self._session(host, conn, data, payload, call)
-        except asyncssh.ChannelOpenError as exc:
-            # The server refused the session: nothing ran.
-            return Result(host.name, UNREACHABLE, error=f"could not open a session: {exc}"), True
+            process = await self._open_session(host, conn)
+        except _NotOpened as exc:
+            if not reused:
+                return Result(host.name, UNREACHABLE, error=f"could not open a session: {exc}"), True
+            self._drop(host, conn)
+            call.phase = "connect"
+            try:
+                conn, _ = await self._connection_for_call(host)
+            except ConnectFailed as exc2:
+                return Result(host.name, UNREACHABLE, error=f"{exc2} (after the kept connection "
+                              f"failed to open a session: {exc})"), False
+            call.phase = "open"
+            try:
+                process = await self._open_session(host, conn)
+            except _NotOpened as exc2:
+                return Result(host.name, UNREACHABLE, error=f"could not open a session: {exc2}"), True
+        call.phase, call.process = "session", process
+        try:
+            return await self._session(host, process, data, payload)
         except PayloadError as exc:
             return Result(host.name, UNKNOWN, error=f"payload source failed mid-transfer: {exc}"), False
         except (asyncssh.Error, OSError) as exc:
             return Result(host.name, UNKNOWN, error=f"connection lost during the command "
                           f"(it may or may not have run): {exc or type(exc).__name__}"), True
 
-    async def _session(self, host: Host, conn: asyncssh.SSHClientConnection, data: bytes,
-                       payload: Payload, call: _Call) -> tuple[Result, bool]:
-        process = await conn.create_process(remote_command_line(host), encoding=None)
-        call.process = process
+    async def _open_session(self, host: Host, conn: asyncssh.SSHClientConnection) -> asyncssh.SSHClientProcess:
+        """Open the channel and start `bash -s`: until this returns, nothing of the script is sent."""
+        try:
+            return await conn.create_process(remote_command_line(host), encoding=None)
+        except (asyncssh.Error, OSError) as exc:
+            raise _NotOpened(_describe(exc)) from None
+
+    async def _session(self, host: Host, process: asyncssh.SSHClientProcess, data: bytes,
+                       payload: Payload) -> tuple[Result, bool]:
         feeder = asyncio.create_task(_feed(process, data, payload))
         try:
             stdout, stderr = await asyncio.gather(process.stdout.read(), process.stderr.read())
@@ -174,6 +226,9 @@ class SSHTransport(BaseTransport):
     def _deadline_result(self, host: Host, call: _Call, limit: float) -> Result:
         if call.phase == "connect":
             return Result(host.name, UNREACHABLE, error=f"could not connect within the {limit:g}s deadline")
+        if call.phase == "open":
+            return Result(host.name, UNREACHABLE, error=f"could not open a session within the {limit:g}s "
+                          "deadline; nothing was sent")
         if call.process is not None:
             call.process.close()  # the remote command may keep running until it touches the pipe
         return Result(host.name, UNKNOWN, error=f"no result within the {limit:g}s deadline: "
@@ -189,6 +244,38 @@ class SSHTransport(BaseTransport):
         their own session. Raises ConnectFailed or HostKeyError. No deadline, no slot."""
         return await self._connection(host)
 
+    async def _connection_for_call(self, host: Host) -> tuple[asyncssh.SSHClientConnection, bool]:
+        """(connection, reused): reused when it was up before this call asked for it."""
+        task = self._conns.get(host.name)
+        reused = task is not None and _is_up(task)
+        return await self._connection(host), reused
+
+    def _drop(self, host: Host, conn: asyncssh.SSHClientConnection) -> None:
+        """Forget a connection that cannot open sessions (unless already replaced)."""
+        task = self._conns.get(host.name)
+        if task is not None and _is_up(task, closed_too=True) and task.result() is conn:
+            del self._conns[host.name]
+            self.stale_reconnects += 1
+            conn.abort()
+
+    def forget_failed(self, host: Host) -> None:
+        """Let the next call connect again after a failed connect (a failed connect stays
+        failed for the transport's lifetime; the keeper calls this once per client run)."""
+        task = self._conns.get(host.name)
+        if task is not None and task.done() and (task.cancelled() or task.exception() is not None):
+            del self._conns[host.name]
+
+    def begin_run(self) -> None:
+        """A new controller run on a kept transport (the watch loop): hosts whose
+        connect failed in an earlier run are tried again."""
+        for name in list(self._conns):
+            task = self._conns[name]
+            if task.done() and (task.cancelled() or task.exception() is not None):
+                del self._conns[name]
+
+    def open_connections(self) -> int:
+        return sum(1 for task in self._conns.values() if _is_up(task))
+
     async def _connection(self, host: Host) -> asyncssh.SSHClientConnection:
         """The host's cached connection; the first caller starts the connect, others wait on it.
 
@@ -196,11 +283,18 @@ class SSHTransport(BaseTransport):
         callers share; the task is bounded by its own connect timeouts.
         """
         task = self._conns.get(host.name)
-        if task is None or _is_dead(task):
+        if task is None or _is_dead(task) or self._failure_expired(host, task):
             task = asyncio.create_task(self._connect(host), name=f"ssh-connect-{host.name}")
             task.add_done_callback(_retrieve)
+            task.add_done_callback(lambda t: self._failed_at.__setitem__(host.name, time.monotonic()))
             self._conns[host.name] = task
         return await asyncio.shield(task)
+
+    def _failure_expired(self, host: Host, task: asyncio.Task) -> bool:
+        """A failed connect older than 2 x connect_timeout (not remembered forever)."""
+        if not task.done() or task.cancelled() or task.exception() is None:
+            return False
+        return time.monotonic() - self._failed_at.get(host.name, 0.0) > 2 * self.config.connect_timeout
 
     async def _connect(self, host: Host) -> asyncssh.SSHClientConnection:
         known_hosts = await self._known_hosts(host)
@@ -237,8 +331,8 @@ class SSHTransport(BaseTransport):
             keepalive_count_max=self.config.keepalive_count_max,
             encryption_algs=ENCRYPTION_ALGS,
         )
-        if not os.environ.get("SSH_AUTH_SOCK"):
-            options["agent_path"] = None
+        agent = os.environ.get("SSH_AUTH_SOCK") if self.agent_path is _FROM_ENV else self.agent_path
+        options["agent_path"] = agent or None
         if host.key_file:
             options["client_keys"] = [self._client_key(host)]
         if host.password is not None:
@@ -385,6 +479,13 @@ def _is_dead(task: asyncio.Task) -> bool:
     if task.cancelled():
         return True
     return task.exception() is None and task.result().is_closed()
+
+
+def _is_up(task: asyncio.Task, closed_too: bool = False) -> bool:
+    """A connect that succeeded (and whose connection is still open, unless closed_too)."""
+    if not task.done() or task.cancelled() or task.exception() is not None:
+        return False
+    return closed_too or not task.result().is_closed()
 
 
 def _retrieve(task: asyncio.Task) -> None:

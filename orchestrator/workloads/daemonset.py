@@ -1,7 +1,7 @@
 """The DaemonSet controller: one pod per eligible host, pinned with spec.nodeName.
 
-Eligibility is Kubernetes' NodeShouldRunDaemonPod: the template's nodeName (if any)
-and nodeSelector must match, and every NoSchedule/NoExecute taint of the host must be
+Eligibility is Kubernetes' NodeShouldRunDaemonPod: the template's nodeName (if any),
+nodeSelector and required node affinity must match, and every NoSchedule/NoExecute taint of the host must be
 tolerated by the template's tolerations plus the ones Kubernetes adds to every
 DaemonSet pod (not-ready and unreachable NoExecute; disk/memory/pid-pressure and
 unschedulable NoSchedule). A host that fails only on a NoSchedule taint keeps a pod it
@@ -57,6 +57,8 @@ def eligibility(ds: DaemonSet, host: HostInfo) -> tuple[bool, bool, str]:
     labels = dict(host.labels)
     if any(labels.get(k) != v for k, v in spec.node_selector):
         return False, False, "host labels do not match the template's nodeSelector"
+    if not _fits_node_affinity(ds, host):
+        return False, False, "host does not match the template's required node affinity"
     tolerations = ds.template.tolerations + DAEMON_TOLERATIONS
     taints = host.effective_taints()
     taint = untolerated(taints, tolerations)
@@ -65,6 +67,22 @@ def eligibility(ds: DaemonSet, host: HostInfo) -> tuple[bool, bool, str]:
     value = f"={taint.value}" if taint.value else ""
     why = f"untolerated taint {{{taint.key}{value}: {taint.effect}}}"
     return False, untolerated(taints, tolerations, ("NoExecute",)) is None, why
+
+
+def _fits_node_affinity(ds: DaemonSet, host: HostInfo) -> bool:
+    """The template's requiredDuringScheduling node affinity, read as the scheduler reads
+    it (a host matches one term; its name is its kubernetes.io/hostname label unless set)."""
+    raw_spec = ds.template.raw.get("spec") if isinstance(ds.template.raw, Mapping) else None
+    if not isinstance(raw_spec, Mapping) or not (raw_spec.get("affinity") or {}).get("nodeAffinity"):
+        return True
+    from ..scheduler.kube import required_node_terms  # the scheduler (NumPy) only when needed
+    from ..scheduler.types import HOSTNAME_LABEL
+
+    terms = required_node_terms(raw_spec)
+    if terms is None:
+        return True
+    labels = {HOSTNAME_LABEL: host.name, **dict(host.labels)}
+    return any(t.matches(labels, host.name) for t in terms)
 
 
 def reconcile_daemonset(ds: DaemonSet, pods: Sequence[OwnedPod], hosts: Sequence[HostInfo],

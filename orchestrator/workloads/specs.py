@@ -13,7 +13,15 @@ import re
 from dataclasses import dataclass, field
 from typing import Mapping
 
-from ..model import ObjectMeta, Pairs, PodSpec, Taint
+from ..model import (  # noqa: F401 (re-exported: Toleration and its values live in model)
+    TAINT_EFFECTS,
+    TOLERATION_OPERATORS,
+    ObjectMeta,
+    Pairs,
+    PodSpec,
+    Taint,
+    Toleration,
+)
 
 IntOrPercent = int | str  # 3 or "25%" (validated: a percent string is digits and '%')
 
@@ -83,54 +91,21 @@ class LabelSelector:
 
 
 # ---------------------------------------------------------------- tolerations
-
-TOLERATION_OPERATORS = ("Equal", "Exists")
-TAINT_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
-
-
-@dataclass(frozen=True)
-class Toleration:
-    """A pod's toleration, as Kubernetes matches it (v1helper.ToleratesTaint):
-    an empty effect matches every effect; an empty key with Exists matches every taint."""
-
-    key: str = ""
-    operator: str = "Equal"  # Equal | Exists
-    value: str = ""
-    effect: str = ""  # "" | NoSchedule | PreferNoSchedule | NoExecute
-    toleration_seconds: int | None = None  # NoExecute only; podctl does not evict yet
-
-    def tolerates(self, taint: Taint) -> bool:
-        if self.effect and self.effect != taint.effect:
-            return False
-        if self.key and self.key != taint.key:
-            return False
-        if self.operator == "Exists":
-            return True
-        return self.value == taint.value
-
-    def to_k8s(self) -> dict:
-        out: dict = {}
-        if self.key:
-            out["key"] = self.key
-        out["operator"] = self.operator
-        if self.value:
-            out["value"] = self.value
-        if self.effect:
-            out["effect"] = self.effect
-        if self.toleration_seconds is not None:
-            out["tolerationSeconds"] = self.toleration_seconds
-        return out
+# Toleration (and its operators and effects) is model.Toleration, re-exported here.
 
 
 def parse_tolerations(raw: object) -> tuple[Toleration, ...]:
     """The tolerations of a validated pod document's spec.tolerations (a list of
-    mappings; anything else counts as none), for placement to honour."""
+    mappings; anything else counts as none), for placement to honour. An entry the
+    manifest layer would have refused (a hand-edited store) is left out: a pod then
+    tolerates less, never more."""
     out = []
     for t in raw if isinstance(raw, list) else ():
         if isinstance(t, Mapping):
-            out.append(Toleration(key=t.get("key") or "", operator=t.get("operator") or "Equal",
-                                  value=t.get("value") or "", effect=t.get("effect") or "",
-                                  toleration_seconds=t.get("tolerationSeconds")))
+            try:
+                out.append(Toleration.from_k8s(t))
+            except (ValueError, TypeError):
+                continue
     return tuple(out)
 
 

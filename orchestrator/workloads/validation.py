@@ -34,11 +34,9 @@ from ..manifests import (
     label_key_problem,
     label_value_problem,
 )
-from ..model import ObjectMeta, PodSpec, pairs
+from ..model import TAINT_EFFECTS, TOLERATION_OPERATORS, ObjectMeta, PodSpec, Toleration, pairs
 from .specs import (
     SELECTOR_OPERATORS,
-    TAINT_EFFECTS,
-    TOLERATION_OPERATORS,
     DaemonSet,
     Deployment,
     IntOrPercent,
@@ -46,7 +44,6 @@ from .specs import (
     LabelSelector,
     PodTemplate,
     Requirement,
-    Toleration,
     is_percent,
 )
 
@@ -105,6 +102,9 @@ def label_selector(ctx: _Ctx, value: Any, path: FieldPath, *, required: bool,
             op = _enum(ctx, op, here + ("operator",), SELECTOR_OPERATORS, "")
         values = []
         for i, v in enumerate(_typed(ctx, item.get("values"), here + ("values",), list) or ()):
+            if v is None:  # not "", as Go would read it: say so rather than guess
+                ctx.error(here + ("values", i), "expected a string, got null")
+                continue
             v = _typed(ctx, v, here + ("values", i), str)
             if v is not None:
                 problem = label_value_problem(v)
@@ -130,6 +130,7 @@ def tolerations(ctx: _Ctx, value: Any, path: FieldPath) -> tuple[Toleration, ...
     """spec.tolerations of a pod or template, with Kubernetes' ValidateTolerations rules."""
     out = []
     for here, item in _items(ctx, value, path, "a toleration"):
+        before = len(ctx.errors)
         _check_fields(ctx, item, here, "Toleration")
         key = _optional(ctx, item.get("key"), here + ("key",), label_key_problem) or ""
         operator = _enum(ctx, item.get("operator") or None, here + ("operator",),
@@ -150,7 +151,8 @@ def tolerations(ctx: _Ctx, value: Any, path: FieldPath) -> tuple[Toleration, ...
                 ctx.error(here + ("value",), problem)
         if seconds is not None and effect != "NoExecute":
             ctx.error(here + ("effect",), "must be NoExecute when tolerationSeconds is set")
-        out.append(Toleration(key, operator, value_, effect, seconds))
+        if len(ctx.errors) == before:  # model.Toleration refuses what was reported
+            out.append(Toleration(key, operator, value_, effect, seconds))
     return tuple(out)
 
 

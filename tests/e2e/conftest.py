@@ -8,6 +8,9 @@
 while the session runs. Tests that change the lab's shape (hosts added, lab torn
 down) must put it back to `LAB_HOSTS` hosts before they return.
 
+podctl runs start the SSH connection keeper for `lab.home` (transport/keeper.py; not
+with PODCTL_SSH_KEEPER=0): the session stops it, by its pid, before the lab goes down.
+
 Only one lab can run per machine, and several people run these tests on the same
 machine: a session first takes a machine-wide lock (waiting up to
 PODCTL_E2E_LAB_WAIT seconds, default 300), so concurrent sessions queue up.
@@ -118,9 +121,18 @@ def _lab_up_waiting(home: Path) -> Path:
             time.sleep(1)
 
 
+def _stop_keeper(home: Path) -> None:
+    """Stop the SSH connection keeper that podctl runs started for `home` (by its pid)."""
+    from orchestrator.config import Config
+    from orchestrator.transport import keeper_client
+
+    keeper_client.stop(Config(home=home), timeout=15)
+
+
 def _remove_active_lab() -> None:
     global _active_home
     if _active_home is not None:
+        _stop_keeper(_active_home)
         labmod.lab_down(_active_home)
         _active_home = None  # only once it is gone: the safety nets retry otherwise
 

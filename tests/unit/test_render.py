@@ -151,3 +151,24 @@ def test_manifest_field_table_in_docs_is_current():
 
     doc = (Path(__file__).resolve().parents[2] / "docs" / "manifest-fields.md").read_text()
     assert fields_markdown().strip() in doc, "regenerate docs/manifest-fields.md (see its header)"
+
+
+def test_render_static_matches_jinja_without_importing_it(tmp_path):
+    """The probe is read without Jinja (a no-op reconcile then never imports it): the text
+    must be exactly what Jinja renders, for every template that holds no values."""
+    from orchestrator.render import _static, render_static
+
+    static = [p.name for p in TEMPLATES_DIR.glob("*.j2") if _static(p.name, TEMPLATES_DIR, 0) is not None]
+    assert "probe.sh.j2" in static and "lib_probe.sh.j2" in static
+    for name in static:
+        assert render_static(name) == render(name), name
+    # Anything Jinja must do itself (values, statements, whitespace control) goes to Jinja.
+    (tmp_path / "inc.j2").write_text("  {# c #}\ninc\n")
+    cases = {"a.j2": "x\n  {# comment\n over lines #}\n{% include \"inc.j2\" %}\ny {# z #} w\n",
+             "b.j2": "{% if true %}yes{% endif %}\n", "c.j2": "{#- trim -#}\nv\n", "d.j2": "{{ 'v' | q }}\n"}
+    for name, text in cases.items():
+        (tmp_path / name).write_text(text)
+        expected = environment(tmp_path).get_template(name).render()
+        assert render_static(name, tmp_path) == expected, name
+    assert _static("a.j2", tmp_path, 0) is not None
+    assert all(_static(n, tmp_path, 0) is None for n in ("b.j2", "c.j2", "d.j2"))

@@ -459,11 +459,28 @@ def test_prefer_no_schedule_taints_score_reversed():
     assert score_of(place(pod(), [host("a"), host("b")]), "TaintToleration") == {"a": 100, "b": 100}
 
 
-def test_image_locality():
-    hosts = [host("a", images={"i1", "i2"}), host("b", images={"i1"}), host("c")]
-    pl = place(pod(images=("i1", "i2")), hosts)
-    assert score_of(pl, "ImageLocality") == {"a": 100, "b": 50, "c": 0}
-    assert pl.host == "a"
+def test_image_locality_kubernetes_formula():
+    mb = 2**20
+    hosts = [host("a", images={"big", "mid", "tiny"}), host("b", images={"big"}), host("c"), host("d", images={"mid"})]
+    sizes = {"big": 3000 * mb, "mid": 500 * mb, "tiny": 1 * mb}
+
+    def scores(images):
+        p = schedule([pod(images=images)], Snapshot(tuple(hosts), (), sizes), FULL)[0]
+        return score_of(p, "ImageLocality"), p.host
+
+    # big: on 2 of 4 hosts -> 1500 MB, clamped to 1000 MB -> 100
+    assert scores(("big",)) == ({"a": 100, "b": 100, "c": 0, "d": 0}, "a")
+    # mid: 500 MB * 2/4 = 250 MB -> 100 * (250 - 23) / (1000 - 23) = 23 (integer)
+    assert scores(("mid",))[0] == {"a": 23, "b": 0, "c": 0, "d": 23}
+    # a tiny image (busybox) never scores: it must not pull replicas together
+    assert scores(("tiny",))[0] == {"a": 0, "b": 0, "c": 0, "d": 0}
+    # two containers: thresholds double; a: 1500 (big, clamped later) + 250 MB
+    two = scores(("big", "mid"))[0]
+    assert two == {"a": 100 * (1750 - 46) // (2000 - 46), "b": 100 * (1500 - 46) // (2000 - 46), "c": 0,
+                   "d": 100 * (250 - 46) // (2000 - 46)}
+    # no size known: nothing
+    p = schedule([pod(images=("big",))], Snapshot(tuple(hosts)), FULL)[0]
+    assert score_of(p, "ImageLocality") == {"a": 0, "b": 0, "c": 0, "d": 0}
 
 
 def test_spread_schedule_anyway_kubernetes_formula():

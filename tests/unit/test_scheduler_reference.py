@@ -65,6 +65,7 @@ class Ref:
         self.bound = [(b.host, b.pod) for b in snapshot.bound if b.host in names and b.pod.key not in skip]
         self.config = config
         self.weights = {p.name: w for p, w in build(config).scorers}
+        self.image_sizes = dict(snapshot.image_sizes)
 
     def on(self, name):
         return [p for h, p in self.bound if h == name]
@@ -262,8 +263,19 @@ class Ref:
         return {n: (int(100 * ((r - low) / (top - low))) if top > low else 0) for n, r in raw.items()}
 
     def images(self, p, feas):
-        imgs = list(dict.fromkeys(p.images))
-        return {h.name: (100 * sum(1 for i in imgs if i in h.images) // len(imgs) if imgs else 0) for h in feas}
+        # Kubernetes' imagelocality.go, written out plainly
+        if not p.images:
+            return {h.name: 0 for h in feas}
+        low, high = 23 * 2**20 * len(p.images), 1000 * 2**20 * len(p.images)
+        out = {}
+        for h in feas:
+            total = 0
+            for image in p.images:
+                having = sum(1 for x in self.hosts if image in x.images)
+                if image in h.images:
+                    total += int(self.image_sizes.get(image, 0) * (having / len(self.hosts)))
+            out[h.name] = 100 * (min(max(total, low), high) - low) // (high - low)
+        return out
 
     def place(self, p):
         rejections = {}
@@ -298,6 +310,7 @@ def ref_schedule(pods, snapshot, config=SchedulerConfig()):
 
 
 ZONES = ["za", "zb", "zc"]
+IMAGE_SIZES = {"i1": 30 * 2**20, "i2": 400 * 2**20, "i3": 3000 * 2**20}  # under, inside, over the clamp
 APPS = ["web", "api", "db"]
 names = st.sampled_from
 
@@ -435,7 +448,7 @@ def crowded_st(draw):
 
 def run_both(hosts, bound, pods, strategy):
     config = SchedulerConfig(scoring_strategy=strategy, explain="full")
-    snap = Snapshot(tuple(hosts), bound)
+    snap = Snapshot(tuple(hosts), bound, IMAGE_SIZES)
     return schedule(pods, snap, config), ref_schedule(pods, snap, config)
 
 
