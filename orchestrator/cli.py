@@ -234,6 +234,56 @@ def reconcile(ctx: Ctx, as_json: bool, watch: bool, interval: float, runs: int |
     sys.exit(commands.reconcile(ctx.config, quiet=ctx.quiet, as_json=as_json))
 
 
+# ---------------------------------------------------------------- hosts: cordon, drain, fence
+
+
+@main_group.command()
+@click.argument("host")
+@pass_ctx
+def cordon(ctx: Ctx, host: str) -> None:
+    """No new pods on HOST; what runs there stays."""
+    from . import hostops
+
+    click.echo(hostops.cordon(ctx.config, host, True))
+
+
+@main_group.command()
+@click.argument("host")
+@pass_ctx
+def uncordon(ctx: Ctx, host: str) -> None:
+    """HOST takes new pods again."""
+    from . import hostops
+
+    click.echo(hostops.cordon(ctx.config, host, False))
+
+
+@main_group.command()
+@click.argument("host")
+@click.option("--no-reconcile", is_flag=True, help="Only record; the next reconcile moves the pods.")
+@pass_ctx
+def drain(ctx: Ctx, host: str, no_reconcile: bool) -> None:
+    """Cordon HOST and move its pods elsewhere (DaemonSet pods stay)."""
+    from . import hostops
+
+    for line in hostops.drain(ctx.config, host):
+        click.echo(line)
+    if not no_reconcile:
+        sys.exit(commands.reconcile(ctx.config, quiet=True, as_json=False))
+
+
+@main_group.command()
+@click.argument("host")
+@click.option("--reason", default="confirmed down by an operator", show_default=True)
+@pass_ctx
+def fence(ctx: Ctx, host: str, reason: str) -> None:
+    """Confirm HOST is down, so its StatefulSet pods may be replaced elsewhere.
+
+    Refused while HOST answers: fencing a live host would let two copies run."""
+    from . import hostops
+
+    click.echo(hostops.fence(ctx.config, host, reason))
+
+
 # ---------------------------------------------------------------- keeper
 
 

@@ -459,14 +459,24 @@ def hosts(config: Config, output: str | None) -> int:
     with open_store(config) as store:
         rows = [r for r in store.list_pods() if not r.deleting]
         pods = [(r, row_pod(r)) for r in rows]
-        cidrs = {h.name: h.pod_cidr for h in store.list_hosts()}
+        stored = {h.name: h for h in store.list_hosts()}
+        cidrs = {name: h.pod_cidr for name, h in stored.items()}
     items = []
     for h in inventory.hosts:
         snap = snaps[h.name]
         cap = host_capacity(h, snap)
         bound = [p for r, p in pods if r.node == h.name]
+        row = stored.get(h.name)
+        health = row.health if row is not None and row.health in ("Ready", "Suspect", "NotReady") else None
+        status = (health or "Ready") if snap.reachable else (
+            f"{health}({snap.status})" if health and health != "Ready" else snap.status)
+        status += ",SchedulingDisabled" if row is not None and row.cordoned else ""
+        status += ",Fenced" if row is not None and row.fenced_at is not None else ""
         items.append({
-            "name": h.name, "address": f"{h.address}:{h.port}", "status": "Ready" if snap.reachable else snap.status,
+            "name": h.name, "address": f"{h.address}:{h.port}", "status": status,
+            "health": health, "probe": snap.status,
+            "cordoned": bool(row is not None and row.cordoned),
+            "fenced": bool(row is not None and row.fenced_at is not None),
             "cpu": format_cpu(cap.cpu_m), "memory": display_memory(cap.memory),
             "cpuRequested": format_cpu(sum(p.spec.requests().cpu_m or 0 for p in bound)),
             "memoryRequested": display_memory(sum(p.spec.requests().memory or 0 for p in bound)),

@@ -23,7 +23,7 @@ from .images import ImageStore
 from .inventory import Inventory, load_inventory
 from .manifests import validate_pod
 from .model import Capacity, Host, ImageConfig, Pod
-from . import scheduling
+from . import failpoints, scheduling
 from .scheduling import host_capacity  # noqa: F401 (commands.py)
 from .plan import Plan
 from .probe import HostSnapshot, parse_probe
@@ -171,6 +171,7 @@ class Controller:
         self.config = config
         self.health = health
         self._health_now: dict = {}
+        self._hosts: dict = {}  # store.HostRow by name, this run's
         self._frozen = False
         self.transport_factory = transport_factory
         self.rng = rng or random.Random()
@@ -208,6 +209,7 @@ class Controller:
             return await self._with_transport(inventory, True, on_host_done, transport)
         holder = f"podctl reconcile on {socket.gethostname()} pid {os.getpid()}"
         with run_lock(config.home, holder):
+            failpoints.hit("after-lock")
             return await self._with_transport(inventory, False, on_host_done, transport)
 
     async def _with_transport(self, inventory, dry_run, on_host_done, transport) -> RunReport:
@@ -241,6 +243,7 @@ class Controller:
             if begin_run is not None:
                 begin_run()  # a kept transport retries hosts that failed last run
             snaps = await probe_hosts(transport, list(inventory.hosts), config.probe_timeout)
+            failpoints.hit("after-probe")
             if not dry_run:
                 with store.transaction():  # one commit for all hosts, not one each
                     for name, snap in snaps.items():
@@ -248,11 +251,14 @@ class Controller:
                             store.record_host_facts(name, dict(snap.facts), now)
             health, health_notes = self._health(store, inventory, snaps, now, dry_run)
             health_notes += self._evacuate(store, health, now, dry_run)
+            failpoints.hit("after-health")
             workload_notes, changes = self._workloads(store, inventory, snaps, now, dry_run)
             workload_notes = health_notes + workload_notes
+            failpoints.hit("after-workloads")
             rows = store.list_pods()
             pods = [(row, row_pod(row)) for row in rows]
             placements, notes = self._place(store, inventory, snaps, pods, cidrs, dry_run, images, health)
+            failpoints.hit("after-place")
             notes = workload_notes + notes
             rows = store.list_pods() if not dry_run else rows
             pods = [(row, row_pod(row)) for row in rows]
@@ -269,10 +275,22 @@ class Controller:
             contexts = self._contexts(plan, pods, images, cidrs)
             hosts = {h.name: h for h in inventory.hosts}
             report.hosts = await execute(plan, transport, hosts, contexts, images,
-                                         config.command_timeout, on_host_done)
+                                         config.command_timeout, on_host_done, epoch=store.next_epoch())
             report.executed = True
+            failpoints.hit("before-record")
             self._record(store, plan, report, pods, now)
             return report
+
+    def _host_info(self, h, snaps) -> HostInfo:
+        """A host as the workload controllers see it (health, cordon, fence)."""
+        row = self._hosts.get(h.name)
+        extra = {}
+        if "lost" in HostInfo.__dataclass_fields__:
+            health = self._health_now.get(h.name)
+            extra = {"lost": bool(health and health.state == NOT_READY and not self._frozen),
+                     "fenced": bool(row is not None and row.fenced_at is not None)}
+        return HostInfo(h.name, h.labels, h.taints, ready=self.ready(h.name, snaps),
+                        unschedulable=bool(row is not None and row.cordoned), **extra)
 
     def ready(self, host: str, snaps) -> bool:
         """Ready for new pods: probed now, and Ready by the health rules."""
@@ -285,7 +303,8 @@ class Controller:
         every change of state. Returns ({host: HostHealth}, notes)."""
         statuses = {h.name: snaps[h.name].status for h in inventory.hosts}
         frozen = self._frozen = cut_off(statuses, self.health)
-        prev = {r.name: HostHealth.from_store(r.health, r.health_since, r.health_detail) for r in store.list_hosts()}
+        rows = {r.name: r for r in store.list_hosts()}
+        prev = {r.name: HostHealth.from_store(r.health, r.health_since, r.health_detail) for r in rows.values()}
         out, notes = {}, []
         if frozen:
             bad = sum(1 for st in statuses.values() if st != "ok")
@@ -306,7 +325,11 @@ class Controller:
                                         + (f": {new.detail}" if new.detail else ""), kind="Node", name=h.name)
                 if not dry_run and _health_changed(old, new):
                     store.set_host_health(h.name, new.state, new.since, new.to_store())
+                row = rows.get(h.name)
+                if not dry_run and new.state == READY and row is not None and row.fenced_at is not None:
+                    store.clear_fence(h.name)  # back and proven: a later failure needs fencing anew
         self._health_now = out
+        self._hosts = {r.name: r for r in store.list_hosts()} if not dry_run else rows
         return out, notes
 
     def _evacuate(self, store: Store, health, now: float, dry_run: bool) -> list[str]:
@@ -320,8 +343,8 @@ class Controller:
             return []
         notes = []
         for row in store.list_pods(include_deleting=False):
-            if row.node not in lost or row.owner_kind == "DaemonSet":
-                continue
+            if row.node not in lost or row.owner_kind in ("DaemonSet", "StatefulSet"):
+                continue  # a DaemonSet pod belongs to its host; a StatefulSet waits for fencing
             how = f"replaced by its {row.owner_kind}" if row.owner_kind else "re-placed under a new uid"
             if dry_run:
                 notes.append(f"pod {row.key} on NotReady host {row.node}: would be {how}")
@@ -342,8 +365,7 @@ class Controller:
         Returns (notes for the plan, number of pods created or deleted). In a dry run the
         decisions become notes only.
         """
-        hosts = [HostInfo(h.name, h.labels, h.taints, ready=self.ready(h.name, snaps))
-                 for h in inventory.hosts]
+        hosts = [self._host_info(h, snaps) for h in inventory.hosts]
         notes, changes = [], 0
         for o in store.list_objects():
             if o.kind not in WORKLOAD_KINDS:
@@ -402,8 +424,9 @@ class Controller:
             return [], []
         digests, sizes = image_facts(pods, images)
         not_ready = frozenset(name for name, h in health.items() if h.state != READY)
+        cordoned = frozenset(name for name, r in self._hosts.items() if r.cordoned)
         outcome = scheduling.place(list(inventory.hosts), snaps, inputs, digests, sizes, self.sched_settings,
-                                   not_ready=not_ready)
+                                   not_ready=not_ready, cordoned=cordoned)
         notes = [f"pod {key} is Pending: {message}" for key, message in outcome.invalid]
         now = time.time()
         by_key = {row.key: row for row, _ in pods}

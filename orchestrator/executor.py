@@ -7,9 +7,11 @@ reconcile (whose scripts are idempotent) finishes the work.
 from __future__ import annotations
 
 import asyncio
+import re
 from dataclasses import dataclass, field
 from typing import AsyncIterator, Callable, Mapping
 
+from . import failpoints
 from .images import ImageStore
 from .model import Host
 from .plan import Action, Plan
@@ -62,8 +64,11 @@ async def _push(transport, host: Host, images: ImageStore, digest: str, report: 
         report.error = f"image push {digest[:12]}: {result.error or result.stderr.decode(errors='replace')[-300:]}"
 
 
+STALE_EPOCH = re.compile(rb"^@@podctl stale-epoch ([0-9]+)$", re.M)
+
+
 async def run_host(transport, host: Host, actions: list[Action], contexts: Mapping[str, dict],
-                   images: ImageStore, timeout: float) -> HostReport:
+                   images: ImageStore, timeout: float, epoch: int | None = None) -> HostReport:
     report = HostReport(host.name)
     for a in actions:
         if a.verb == "push-image":
@@ -73,9 +78,15 @@ async def run_host(transport, host: Host, actions: list[Action], contexts: Mappi
         return report
     # A graceful delete may take the pod's whole grace period: the deadline allows it.
     grace = max((s["pod"]["grace"] for s in steps if s["verb"] == "delete"), default=0)
-    result = await transport.run(host, batch_script(steps), timeout=timeout + grace)
+    result = await transport.run(host, batch_script(steps, epoch), timeout=timeout + grace)
     report.status = _worse(report.status, result.status)
     report.stdout = result.stdout
+    stale = STALE_EPOCH.search(result.stdout)
+    if stale:
+        report.status = _worse(report.status, "failed")
+        report.error = (f"refused: the host has acted for controller epoch {int(stale.group(1))}, "
+                        f"newer than this run's {epoch} (another controller run decided later)")
+        return report
     report.outcomes = parse_results(result.stdout)
     if result.status != "ok":
         tail = result.stderr.decode(errors="replace").strip().splitlines()[-3:]
@@ -85,11 +96,14 @@ async def run_host(transport, host: Host, actions: list[Action], contexts: Mappi
 
 async def execute(plan: Plan, transport, hosts: Mapping[str, Host], contexts: Mapping[str, dict],
                   images: ImageStore, timeout: float,
-                  on_done: Callable[[HostReport], None] | None = None) -> dict[str, HostReport]:
-    """Run every host's share of the plan concurrently; return a report per host."""
+                  on_done: Callable[[HostReport], None] | None = None, epoch: int | None = None
+                  ) -> dict[str, HostReport]:
+    """Run every host's share of the plan concurrently; return a report per host.
+    `epoch`: the run's fencing token, checked by each host before it changes anything."""
 
     async def one(name: str) -> HostReport:
-        report = await run_host(transport, hosts[name], plan.for_host(name), contexts, images, timeout)
+        report = await run_host(transport, hosts[name], plan.for_host(name), contexts, images, timeout, epoch)
+        failpoints.hit("mid-execute")  # the first host done: others may be mid-script
         if on_done:
             on_done(report)
         return report

@@ -197,9 +197,10 @@ def delete_context(uid: str, grace: int = 30) -> dict:
     return {"uid": uid, "veth": veth, "grace": int(grace)}
 
 
-def batch_script(actions: Sequence[dict]) -> str:
-    """One script for a host: [{"verb": "create"|"delete", "pod": context}, ...]."""
-    return render("batch.sh.j2", actions=list(actions))
+def batch_script(actions: Sequence[dict], epoch: int | None = None) -> str:
+    """One script for a host: [{"verb": "create"|"delete", "pod": context}, ...].
+    `epoch`: the controller's fencing token (None: no check, for tests of the parts)."""
+    return render("batch.sh.j2", actions=list(actions), epoch=epoch)
 
 
 def probe_script() -> str:

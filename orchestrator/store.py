@@ -70,6 +70,15 @@ MIGRATIONS: list[Migration] = [
     # counts, conditions, a Deployment's revision history. Not part of the spec, so
     # writing it never bumps the generation.
     ("ALTER TABLE objects ADD COLUMN status TEXT",),
+    # v3: operators' word on hosts (cordon; fence = confirmed down or its pods killed)
+    # and the controller epoch every change on a host carries (hosts refuse older ones).
+    (
+        "ALTER TABLE hosts ADD COLUMN cordoned INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE hosts ADD COLUMN fenced_at REAL",
+        "ALTER TABLE hosts ADD COLUMN fence_detail TEXT",
+        "CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL)",
+        "INSERT INTO meta (key, value) VALUES ('epoch', 0)",
+    ),
 ]
 
 # ---------------------------------------------------------------- rows
@@ -122,6 +131,9 @@ class HostRow:
     health_detail: dict | None
     facts: dict | None
     last_seen: float | None
+    cordoned: int = 0
+    fenced_at: float | None = None
+    fence_detail: str | None = None
 
 
 @dataclass(frozen=True)
@@ -508,6 +520,27 @@ class Store:
         return self._update_host(
             name, "health = ?, health_since = ?, health_detail = ?", (health, since, _dumps(detail))
         )
+
+    def set_cordon(self, name: str, cordoned: bool) -> HostRow:
+        return self._update_host(name, "cordoned = ?", (1 if cordoned else 0,))
+
+    def fence_host(self, name: str, now: float, detail: str) -> HostRow:
+        """The host is confirmed down, or its pods were killed: pods that must run at
+        most once (StatefulSet) may now be replaced elsewhere."""
+        return self._update_host(name, "fenced_at = ?, fence_detail = ?", (now, detail))
+
+    def clear_fence(self, name: str) -> HostRow:
+        return self._update_host(name, "fenced_at = NULL, fence_detail = NULL", ())
+
+    def next_epoch(self) -> int:
+        """A new controller epoch: every change a run makes on a host carries it, and a
+        host refuses a change older than one it has already seen."""
+        with self.transaction():
+            self._conn.execute("UPDATE meta SET value = value + 1 WHERE key = 'epoch'")
+            return int(self._one("SELECT value FROM meta WHERE key = 'epoch'")[0])
+
+    def epoch(self) -> int:
+        return int(self._one("SELECT value FROM meta WHERE key = 'epoch'")[0])
 
     def record_host_facts(self, name: str, facts: dict, now: float) -> HostRow:
         """What a successful probe reported; `now` becomes last_seen."""

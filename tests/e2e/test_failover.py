@@ -159,3 +159,75 @@ def test_bare_pod_is_re_placed_and_all_hosts_down_moves_nothing(lab, podctl, tmp
             labmod.host_start(lab.home, victim)
         podctl("delete", "pod", "lonely", check=False)
         settle(podctl)
+
+
+def test_a_host_refuses_a_batch_from_an_older_epoch(lab, podctl):
+    """The fencing token: once a host has acted for epoch N, a batch of an older run
+    (a controller that was paused, a delayed session) changes nothing there."""
+    from orchestrator.runtime import batch_script, delete_context
+
+    podctl("apply", "-f", "-", input=bare_pod("epoch-pin", "node2"))
+    try:
+        settle(podctl)
+        seen = int(lab.ssh("node2", "cat /var/lib/podctl/epoch", check=True).stdout)
+        assert seen >= 1
+        (pod,) = items(podctl, "epoch-pin")
+        uid = pod["metadata"]["uid"]
+        old = batch_script([{"verb": "delete", "pod": delete_context(uid, 0)}], epoch=seen - 1)
+        out = lab.ssh("node2", "bash -s", input=old, check=True).stdout
+        assert f"@@podctl stale-epoch {seen}" in out
+        assert f"@@podctl result {uid}" not in out
+        assert live(items(podctl, "epoch-pin")), "the old batch deleted nothing"
+        assert lab.ssh("node2", "cat /var/lib/podctl/epoch", check=True).stdout.strip() == str(seen)
+        # the same epoch (a retry of the current run) and newer ones are accepted
+        same = batch_script([], epoch=seen)
+        assert "stale-epoch" not in lab.ssh("node2", "bash -s", input=same, check=True).stdout
+    finally:
+        podctl("delete", "pod", "epoch-pin", check=False)
+        settle(podctl)
+
+
+def test_cordon_drain_and_fence(lab, podctl):
+    victim = None
+    try:
+        podctl("cordon", "node3")
+        podctl("apply", "-f", "-", input=deployment("dr", 4), check=False)
+        podctl("apply", "-f", "-", input=bare_pod("dr-bare"), check=False)
+        settle(podctl)
+        assert "node3" not in {p["spec"]["nodeName"] for p in live(items(podctl, "dr-"))}
+        table = podctl("hosts", check=False).stdout
+        assert any(line.startswith("node3") and "SchedulingDisabled" in line for line in table.splitlines()), table
+        podctl("uncordon", "node3")
+
+        # drain the host that holds the bare pod: everything leaves it, nothing is lost
+        (bare,) = live(items(podctl, "dr-bare"))
+        host = bare["spec"]["nodeName"]
+        podctl("drain", host, check=False)
+        settle(podctl)
+        now = live(items(podctl, "dr-"))
+        assert host not in {p["spec"]["nodeName"] for p in now}, now
+        assert len([p for p in now if p["metadata"]["name"].startswith("dr-bare")]) == 1
+        assert len(now) == 5  # 4 replicas + the bare pod
+        podctl("uncordon", host)
+
+        # fence: refused while the host answers; accepted once it is down; cleared when back
+        r = podctl("fence", "node4", check=False)
+        assert r.returncode == 3 and "answers its probe" in r.stderr
+        victim = "node4"
+        labmod.host_crash(lab.home, victim)
+        podctl("fence", victim, "--reason", "test: init killed")
+        table = podctl("hosts", check=False).stdout
+        assert any(line.startswith(victim) and "Fenced" in line for line in table.splitlines()), table
+        labmod.host_start(lab.home, victim)
+        victim = None
+        for _ in range(4):  # back to Ready (hysteresis), then the fence is cleared
+            podctl("reconcile", check=False)
+        assert "Fenced" not in podctl("hosts", check=False).stdout
+    finally:
+        if victim:
+            labmod.host_start(lab.home, victim)
+        for h in ("node2", "node3", "node4", "node1"):
+            podctl("uncordon", h, check=False)
+        podctl("delete", "deployment", "dr", check=False)
+        podctl("delete", "pod", "dr-bare", check=False)
+        settle(podctl)

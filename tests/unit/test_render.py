@@ -122,7 +122,7 @@ def _golden_scripts() -> dict[str, str]:
     from orchestrator.render import render as r
 
     return {
-        "batch.sh": batch_script([{"verb": "create", "pod": ctx}, {"verb": "delete", "pod": delete_context(UID, 5)}]),
+        "batch.sh": batch_script([{"verb": "create", "pod": ctx}, {"verb": "delete", "pod": delete_context(UID, 5)}], epoch=42),
         "supervisor.sh": ctx["supervisor"],
         "container-app.sh": ctx["containers"][0]["script"],
         "probe.sh": probe_script(),

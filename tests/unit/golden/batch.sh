@@ -233,6 +233,26 @@ fi
 report() { local IFS=' '; printf '@@podctl %s\n' "$*"; }
 report_result() { report result "$1" "$2"; }
 
+# Fencing token: this host refuses a batch from a controller epoch older than one it
+# has already acted for, so a delayed or paused controller cannot undo a newer decision.
+# (A brief lock around read-compare-write; nothing started below inherits it.)
+seen=$(
+  exec 9>>"$PODCTL_STATE/epoch.lock"
+  flock 9
+  seen=0
+  [ -r "$PODCTL_STATE/epoch" ] && read -r seen <"$PODCTL_STATE/epoch"
+  case $seen in ''|*[!0-9]*) seen=0 ;; esac
+  if [ "$seen" -le 42 ]; then
+    printf '%s\n' 42 >"$PODCTL_STATE/epoch.tmp" && mv -f "$PODCTL_STATE/epoch.tmp" "$PODCTL_STATE/epoch"
+  fi
+  printf '%s' "$seen"
+)
+if [ "$seen" -gt 42 ]; then
+  report stale-epoch "$seen"
+  report end
+  exit 0
+fi
+
 hostpath_prepare() {
   local path=$1 type=$2 dir
   case "$type" in
