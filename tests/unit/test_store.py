@@ -443,3 +443,55 @@ def test_run_lock_in_one_process_is_not_reentrant(tmp_path: Path) -> None:
                 pass
     with run_lock(tmp_path, "third"):
         pass
+
+
+# ---------------------------------------------------------------- v3: epoch, cordon, fence, successors
+
+
+def test_epoch_only_grows_and_survives_reopen(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    with Store.open(path) as s:
+        assert s.epoch() == 0
+        assert [s.next_epoch() for _ in range(3)] == [1, 2, 3]
+    with Store.open(path) as s:
+        assert s.epoch() == 3 and s.next_epoch() == 4
+
+
+def test_v2_database_gains_v3_columns(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path)
+    for step in MIGRATIONS[:2]:
+        for sql in step:
+            conn.execute(sql)
+    conn.execute("INSERT INTO hosts (name, health, health_since) VALUES ('h1', 'Ready', 1.0)")
+    conn.execute("PRAGMA user_version = 2")
+    conn.commit()
+    conn.close()
+    with Store.open(path) as s:
+        h = s.get_host("h1")
+        assert (h.cordoned, h.fenced_at) == (0, None) and s.epoch() == 0
+
+
+def test_cordon_and_fence(db: Store) -> None:
+    host(db)
+    assert db.set_cordon("h1", True).cordoned == 1
+    assert db.set_cordon("h1", False).cordoned == 0
+    h = db.fence_host("h1", T0, "power switch")
+    assert (h.fenced_at, h.fence_detail) == (T0, "power switch")
+    assert db.clear_fence("h1").fenced_at is None
+    with pytest.raises(StoreError):
+        db.fence_host("nope", T0, "x")
+
+
+def test_successor_keeps_name_spec_and_owner(db: Store) -> None:
+    host(db)
+    owned = db.add_pod("default", "job-x", SPEC, T0, "Job", "x", "owner-1")
+    assert db.succeed_pod(owned.uid, T0).owner_uid == "owner-1"
+    old = db.add_pod("default", "web", SPEC, T0)  # a bare pod (no owner object to check)
+    db.allocate_pod_ip("h1", "10.244.0.0/24", old.uid)
+    new = db.succeed_pod(old.uid, T0 + 1)
+    assert new.uid != old.uid and (new.name, new.spec, new.owner_uid) == ("web", SPEC, None)
+    assert new.node is None and new.pod_ip is None
+    gone = db.get_pod_by_uid(old.uid)
+    assert gone.deleting and gone.node == "h1"  # stays until its host confirms
+    assert [p for p in db.integrity_check() if "web" in p] == []
