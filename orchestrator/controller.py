@@ -23,14 +23,14 @@ from .images import ImageStore
 from .inventory import Inventory, load_inventory
 from .manifests import validate_pod
 from .model import Capacity, Host, ImageConfig, Pod
-from . import failpoints, scheduling
+from . import eviction, failpoints, scheduling
 from .scheduling import host_capacity  # noqa: F401 (commands.py)
 from .plan import Plan
 from .probe import HostSnapshot, parse_probe
 from .reconcile import DesiredPod, reconcile
 from .runtime import Network, delete_context, pod_context, probe_script
 from .store import PodRow, Store, run_lock
-from .views import pod_object
+from .views import pod_object, qos_class
 from .workloads.common import HostInfo, owned_pod_from_k8s, to_store
 from .workloads.run import WORKLOAD_KINDS, reconcile_workload, workload_from_doc
 
@@ -123,6 +123,23 @@ def pod_images(pod: Pod, images: ImageStore, partial: bool = False) -> dict[str,
     return found
 
 
+async def _run_fence(argv: tuple[str, ...], timeout: float) -> tuple[int | None, str]:
+    """(exit code, what it said) of a fence command; None on a timeout or if it cannot start."""
+    try:
+        proc = await asyncio.create_subprocess_exec(*argv, stdin=asyncio.subprocess.DEVNULL,
+                                                    stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    except OSError as exc:
+        return None, f"cannot run: {exc}"
+    try:
+        out, _ = await asyncio.wait_for(proc.communicate(), timeout)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+        return None, f"no answer within {timeout:g}s"
+    text = out.decode(errors="replace").strip()[-200:]
+    return proc.returncode, f"exit {proc.returncode}" + (f": {text}" if text else "")
+
+
 def _health_changed(old, new) -> bool:
     """Worth a write: a Ready host's good-probe count beyond the threshold is not."""
     if old is None or (old.state, old.since, old.detail) != (new.state, new.since, new.detail):
@@ -172,6 +189,7 @@ class Controller:
         self.health = health
         self._health_now: dict = {}
         self._hosts: dict = {}  # store.HostRow by name, this run's
+        self._pressure: set[str] = set()  # hosts low on memory, this run
         self._frozen = False
         self.transport_factory = transport_factory
         self.rng = rng or random.Random()
@@ -250,7 +268,9 @@ class Controller:
                         if snap.reachable:
                             store.record_host_facts(name, dict(snap.facts), now)
             health, health_notes = self._health(store, inventory, snaps, now, dry_run)
+            health_notes += await self._fence(store, inventory, health, now, dry_run)
             health_notes += self._evacuate(store, health, now, dry_run)
+            health_notes += self._evict(store, inventory, snaps, now, dry_run)
             failpoints.hit("after-health")
             workload_notes, changes = self._workloads(store, inventory, snaps, now, dry_run)
             workload_notes = health_notes + workload_notes
@@ -331,6 +351,77 @@ class Controller:
         self._health_now = out
         self._hosts = {r.name: r for r in store.list_hosts()} if not dry_run else rows
         return out, notes
+
+    async def _fence(self, store: Store, inventory: Inventory, health, now: float, dry_run: bool) -> list[str]:
+        """Run a NotReady host's fence command (inventory podctl_fence_command) when it
+        holds StatefulSet pods and is not fenced yet: exit 0 means it is down, and its
+        StatefulSet pods may move. No shell: the words run as they are."""
+        if self._frozen:
+            return []
+        notes = []
+        for h in inventory.hosts:
+            row = self._hosts.get(h.name)
+            if (not h.fence_command or health[h.name].state != NOT_READY or row is None
+                    or row.fenced_at is not None):
+                continue
+            if not any(r.owner_kind == "StatefulSet" and not r.deleting for r in store.list_pods(node=h.name)):
+                continue
+            what = " ".join(h.fence_command)
+            if dry_run:
+                notes.append(f"host {h.name}: would run its fence command: {what}")
+                continue
+            rc, detail = await _run_fence(h.fence_command, self.config.command_timeout)
+            if rc == 0:
+                self._hosts[h.name] = store.fence_host(h.name, now, f"fence command: {what}")
+                store.add_event(now, "Warning", "NodeFenced", f"host {h.name} fenced by: {what}", kind="Node",
+                                name=h.name)
+                notes.append(f"host {h.name} fenced by its fence command")
+            else:
+                store.add_event(now, "Warning", "FenceFailed", f"{what}: {detail}", kind="Node", name=h.name)
+                notes.append(f"host {h.name}: fence command failed ({detail}); its StatefulSet pods stay")
+        return notes
+
+    def _evict(self, store: Store, inventory: Inventory, snaps, now: float, dry_run: bool) -> list[str]:
+        """Node-pressure eviction (eviction.py): on a host low on memory, evict pods by
+        kubelet's ranking; each is re-placed like a pod whose host was lost."""
+        notes, self._pressure = [], set()
+        by_host: dict[str, list] = {}
+        for row in store.list_pods(include_deleting=False):
+            if row.node:
+                by_host.setdefault(row.node, []).append(row)
+        for h in inventory.hosts:
+            snap = snaps.get(h.name)
+            if snap is None or not snap.reachable or "mem_available_kb" not in snap.facts:
+                continue
+            available = int(snap.facts.get("mem_available_kb") or 0) * 1024
+            threshold = h.memory_available_min or eviction.DEFAULT_MEMORY_AVAILABLE_MIN
+            if available >= threshold:
+                continue
+            self._pressure.add(h.name)
+            rows = {r.uid: r for r in by_host.get(h.name, ())}
+            cands = []
+            for r in rows.values():
+                pod = row_pod(r)
+                seen = snap.pods.get(r.uid)
+                cands.append(eviction.Candidate(r.uid, r.key, qos_class(pod), pod.spec.requests().memory or 0,
+                                                seen.memory if seen else 0, r.owner_kind == "DaemonSet"))
+            why = eviction.message(available, threshold)
+            notes.append(f"host {h.name} is low on memory ({available // 2**20}Mi available, "
+                         f"threshold {threshold // 2**20}Mi)")
+            for c in eviction.choose(available, threshold, cands):
+                row = rows[c.uid]
+                if dry_run:
+                    notes.append(f"pod {c.key} ({c.qos}) would be evicted from {h.name}")
+                    continue
+                with store.transaction():
+                    if row.owner_kind:
+                        store.request_delete(row.uid, now)
+                    else:
+                        store.succeed_pod(row.uid, now)
+                    store.add_event(now, "Warning", "Evicted", why, namespace=row.namespace, name=row.name,
+                                    uid=row.uid)
+                notes.append(f"pod {c.key} ({c.qos}) evicted from {h.name}: low on memory")
+        return notes
 
     def _evacuate(self, store: Store, health, now: float, dry_run: bool) -> list[str]:
         """Pods bound to a NotReady host leave it: a Deployment's or Job's pod is deleted
@@ -426,7 +517,7 @@ class Controller:
         not_ready = frozenset(name for name, h in health.items() if h.state != READY)
         cordoned = frozenset(name for name, r in self._hosts.items() if r.cordoned)
         outcome = scheduling.place(list(inventory.hosts), snaps, inputs, digests, sizes, self.sched_settings,
-                                   not_ready=not_ready, cordoned=cordoned)
+                                   not_ready=not_ready, cordoned=cordoned, pressure=frozenset(self._pressure))
         notes = [f"pod {key} is Pending: {message}" for key, message in outcome.invalid]
         now = time.time()
         by_key = {row.key: row for row, _ in pods}

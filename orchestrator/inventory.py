@@ -34,6 +34,14 @@ but an unknown `podctl_*` variable is an error, to catch typos):
   pod_cidr    the host's pod network, e.g. 10.244.1.0/24; hosts must not overlap
   podctl_known_hosts      known_hosts file for this host (default ~/.ssh/known_hosts)
   podctl_host_key_checking  strict (default) | accept-new -> Inventory.host_key_checking
+  podctl_fence_command    run on the controller when the host is NotReady and has
+                          StatefulSet pods, to power it off / confirm it down (e.g.
+                          "vagrant halt node2"); a list of words or one string split
+                          like a shell would (no shell runs it); {host} is replaced by
+                          the host name. Exit 0 = fenced.
+  podctl_memory_available_min  eviction threshold (default 100Mi, kubelet's): below it,
+                          BestEffort pods, then Burstable pods over their requests,
+                          are evicted and re-placed
 Every host also gets the label kubernetes.io/hostname=<name>.
 
 Host names must be DNS-1123 subdomains (lowercase letters, digits, '-', '.'), since
@@ -82,7 +90,8 @@ FORMATS = ("yaml", "ini", "ssh-config")
 HOST_KEY_CHECKING = ("strict", "accept-new")
 TAINT_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
 HOSTNAME_LABEL = "kubernetes.io/hostname"
-PODCTL_VARS = ("podctl_known_hosts", "podctl_host_key_checking")
+PODCTL_VARS = ("podctl_known_hosts", "podctl_host_key_checking", "podctl_fence_command",
+               "podctl_memory_available_min")
 _OTHER_VARS = ("labels", "taints", "cpu", "memory", "max_pods", "pod_cidr")
 _MAX_EXPANSION = 10_000  # a host range larger than this is surely a typo
 
@@ -534,6 +543,8 @@ def _build_host(name: str, hv: _Vars, groups: tuple[str, ...], source: str,
         taints=_taints(hv),
         capacity=_capacity(hv),
         pod_cidr=_pod_cidr(hv),
+        fence_command=_fence_command(hv, name, *hv.first("podctl_fence_command")),
+        memory_available_min=_memory_min(hv, *hv.first("podctl_memory_available_min")),
         groups=groups,
         source=source,
     )
@@ -623,6 +634,34 @@ def _path(hv: _Vars, base: Path, key: str, value: object) -> str | None:
         hv.fail(key, f"{value!r} is not a file path")
     path = Path(os.path.expanduser(value))
     return os.path.normpath(path if path.is_absolute() else base / path)
+
+
+def _fence_command(hv: _Vars, name: str, key: str, value: object) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        import shlex
+
+        try:
+            words = shlex.split(value)
+        except ValueError as exc:
+            hv.fail(key, f"cannot split {value!r} into words: {exc}")
+    elif isinstance(value, list) and all(isinstance(w, str) for w in value):
+        words = list(value)
+    else:
+        hv.fail(key, "must be a command: a string or a list of strings")
+    if not words or not words[0]:
+        hv.fail(key, "is empty: give the command to run, e.g. vagrant halt {host}")
+    return tuple(w.replace("{host}", name) for w in words)
+
+
+def _memory_min(hv: _Vars, key: str, value: object) -> int | None:
+    if value is None:
+        return None
+    try:
+        return parse_memory(value)
+    except QuantityError as exc:
+        hv.fail(key, str(exc))
 
 
 def _password(hv: _Vars, key: str, value: object) -> str | None:

@@ -18,6 +18,7 @@ class ObservedPod:
     state: str  # alive | dead | finished
     status: dict  # status.json as the supervisor wrote it ({} when none)
     meta: dict  # pod.json (name, namespace, containers, images)
+    memory: int = 0  # bytes in use by the pod's cgroup (0: unknown)
 
     @property
     def containers(self) -> list[dict]:
@@ -65,6 +66,7 @@ def parse_probe(host: str, stdout: bytes | str) -> HostSnapshot:
     facts: dict[str, str] = {}
     images: set[str] = set()
     pods: dict[str, ObservedPod] = {}
+    usage: dict[str, int] = {}
     complete = False
     for line in _lines(stdout):
         kind, _, rest = line.partition(" ")
@@ -73,11 +75,15 @@ def parse_probe(host: str, stdout: bytes | str) -> HostSnapshot:
             facts[key] = value
         elif kind == "image":
             images.add(rest.strip())
+        elif kind == "usage":
+            uid, _, value = rest.partition(" ")
+            if value.isdigit():
+                usage[uid] = int(value)
         elif kind == "pod":
             parts = rest.split(" ", 3)
             if len(parts) == 4:
                 uid, state, status, meta = parts
-                pods[uid] = ObservedPod(uid, state, _json(status), _json(meta))
+                pods[uid] = ObservedPod(uid, state, _json(status), _json(meta), usage.get(uid, 0))
         elif kind == "end":
             complete = True
     if not complete:

@@ -27,6 +27,7 @@ SYSTEM_RESERVED_MEMORY = 256 * 2**20  # kept for the host itself, like kubelet's
 ZONE_LABEL = "topology.kubernetes.io/zone"
 SPREAD_BY_DEFAULT = ("Deployment", "StatefulSet")  # owners whose pods kube-scheduler spreads
 POD_TEMPLATE_HASH = "pod-template-hash"
+MEMORY_PRESSURE = "node.kubernetes.io/memory-pressure"  # Kubernetes' taint for the condition
 
 
 @dataclass(frozen=True)
@@ -58,13 +59,18 @@ def host_capacity(host: Host, snap: HostSnapshot | None) -> Capacity:
     )
 
 
-def sched_host(host: Host, snap: HostSnapshot | None, cordoned: bool = False, healthy: bool = True):
+def sched_host(host: Host, snap: HostSnapshot | None, cordoned: bool = False, healthy: bool = True,
+               pressure: bool = False):
     """`healthy`: Ready by the health rules (a Suspect host just failed a probe; a
-    NotReady one is still proving itself): only such hosts take new pods."""
+    NotReady one is still proving itself): only such hosts take new pods. `pressure`:
+    low on memory: tainted memory-pressure:NoSchedule, which only pods with requests
+    or limits tolerate (see sched_pod), so no BestEffort pod lands there."""
+    from .model import Taint
     from .scheduler.types import SchedHost
 
     cap = host_capacity(host, snap)
-    return SchedHost(host.name, labels=host.labels, taints=host.taints, ready=bool(snap and snap.reachable and healthy),
+    taints = host.taints + ((Taint(MEMORY_PRESSURE, "", "NoSchedule"),) if pressure else ())
+    return SchedHost(host.name, labels=host.labels, taints=taints, ready=bool(snap and snap.reachable and healthy),
                      cordoned=cordoned, cpu_m=cap.cpu_m, memory=cap.memory, pods=cap.pods,
                      images=snap.images if snap else frozenset())
 
@@ -106,7 +112,19 @@ def sched_pod(pod: PodInput, hosts: Iterable[Host], image_digests: Mapping[str, 
     p = kube.sched_pod(pod.namespace, pod.name, meta.get("labels"), pod.doc.get("spec") or {},
                        image_digests=image_digests, current_host=pod.node)
     spread = default_spread(pod, hosts)
-    return replace(p, topology_spread=spread) if spread else p
+    if spread:
+        p = replace(p, topology_spread=spread)
+    if not best_effort(pod.doc.get("spec") or {}):
+        from .model import Toleration
+
+        p = replace(p, tolerations=p.tolerations + (Toleration(MEMORY_PRESSURE, "Exists", "", "NoSchedule"),))
+    return p
+
+
+def best_effort(spec: Mapping[str, Any]) -> bool:
+    """Kubernetes' BestEffort QoS class: no container requests or limits anything."""
+    return not any((c.get("resources") or {}).get(k) for c in list(spec.get("containers") or ())
+                   + list(spec.get("initContainers") or ()) for k in ("requests", "limits"))
 
 
 @dataclass(frozen=True)
@@ -121,7 +139,7 @@ class Outcome:
 def place(hosts: list[Host], snaps: Mapping[str, HostSnapshot], pods: list[PodInput],
           image_digests: Mapping[str, str], image_sizes: Mapping[str, int],
           settings: Mapping[str, Any] | None = None, cordoned: frozenset[str] = frozenset(),
-          not_ready: frozenset[str] = frozenset()) -> Outcome:
+          not_ready: frozenset[str] = frozenset(), pressure: frozenset[str] = frozenset()) -> Outcome:
     """Place every unbound pod of `pods` (in the order given), the bound ones counted
     where they are. `settings`: SchedulerConfig's keyword arguments. Nothing is
     imported from the scheduler (NumPy) when nothing waits."""
@@ -139,8 +157,8 @@ def place(hosts: list[Host], snaps: Mapping[str, HostSnapshot], pods: list[PodIn
                 invalid.append((p.key, f"cannot schedule: {exc}"))
             continue
         (bound.append(BoundPod(p.node, sp)) if p.node is not None else to_place.append(sp))
-    snapshot = Snapshot(tuple(sched_host(h, snaps.get(h.name), h.name in cordoned, h.name not in not_ready)
-                              for h in hosts),
+    snapshot = Snapshot(tuple(sched_host(h, snaps.get(h.name), h.name in cordoned, h.name not in not_ready,
+                                         h.name in pressure) for h in hosts),
                         tuple(bound), image_sizes)
     placements = schedule(to_place, snapshot, SchedulerConfig(**(settings or {})))
     return Outcome(tuple(placements), tuple(invalid))

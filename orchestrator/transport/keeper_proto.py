@@ -60,7 +60,8 @@ SUN_PATH_MAX = 107  # bytes in sockaddr_un.sun_path, less the terminating NUL
 # Host fields that say where a pod may go, not how to reach the host: left out of
 # requests. Every other field is sent and is part of the cache key, so a field added
 # to Host later is keyed by default.
-NOT_CONNECTION = frozenset({"labels", "taints", "capacity", "pod_cidr", "groups", "source"})
+NOT_CONNECTION = frozenset({"labels", "taints", "capacity", "pod_cidr", "groups", "source", "fence_command",
+                            "memory_available_min"})
 POLICIES = ("strict", "accept-new")
 SETTINGS = ("connect_timeout", "keepalive_interval", "keepalive_count_max", "sessions_per_host", "agent")
 

@@ -231,3 +231,40 @@ def test_cordon_drain_and_fence(lab, podctl):
         podctl("delete", "deployment", "dr", check=False)
         podctl("delete", "pod", "dr-bare", check=False)
         settle(podctl)
+
+
+def test_memory_pressure_evicts_best_effort_first_and_re_places_it(lab, podctl, tmp_path):
+    import yaml
+
+    burstable = bare_pod("ev-bu").replace('command: [sleep, "3600"]}',
+                                          'command: [sleep, "3600"], resources: {requests: {memory: 64Mi}}}')
+    try:
+        for h in ("node1", "node3", "node4"):
+            podctl("cordon", h)
+        podctl("apply", "-f", "-", input=bare_pod("ev-be"), check=False)
+        podctl("apply", "-f", "-", input=burstable, check=False)
+        settle(podctl)
+        assert {p["spec"]["nodeName"] for p in live(items(podctl, "ev-"))} == {"node2"}
+        for h in ("node1", "node3", "node4"):
+            podctl("uncordon", h)
+        # node2 "low on memory": a threshold above what any host has
+        doc = yaml.safe_load(lab.inventory.read_text())
+        doc["all"]["hosts"]["node2"]["podctl_memory_available_min"] = "100Ti"
+        pressed = tmp_path / "pressure.yaml"
+        pressed.write_text(yaml.safe_dump(doc))
+        out = podctl("-i", str(pressed), "reconcile", check=False).stdout
+        assert "pod default/ev-be (BestEffort) evicted from node2" in out, out
+        assert "ev-bu" not in out.split("evicted")[-1].split("\n")[0]
+        for _ in range(3):
+            podctl("-i", str(pressed), "reconcile", check=False)
+        now = {p["metadata"]["name"]: p["spec"]["nodeName"] for p in live(items(podctl, "ev-"))}
+        assert now["ev-bu"] == "node2"  # within its request: stays
+        assert now["ev-be"] != "node2"  # evicted, re-placed where there is memory
+        described = podctl("describe", "pod", "ev-be").stdout
+        assert "Evicted" in described or "Scheduled" in described
+    finally:
+        for h in ("node1", "node3", "node4"):
+            podctl("uncordon", h, check=False)
+        podctl("delete", "pod", "ev-be", check=False)
+        podctl("delete", "pod", "ev-bu", check=False)
+        settle(podctl)

@@ -620,3 +620,30 @@ def test_yaml_error_line_is_reported_from_a_file(tmp_path):
         load_inventory(path)
     assert info.value.source.startswith(f"{path}:")
     assert "line" in str(info.value)
+
+
+# ------------------------------------------------------------------ fencing and eviction vars
+
+
+@pytest.mark.parametrize("value, argv", [
+    ("vagrant halt {host}", ("vagrant", "halt", "h1")),
+    ("/usr/local/bin/pdu off 'rack 3' {host}", ("/usr/local/bin/pdu", "off", "rack 3", "h1")),
+    (["ipmitool", "-H", "{host}-bmc", "power", "off"], ("ipmitool", "-H", "h1-bmc", "power", "off")),
+])
+def test_fence_command(value, argv):
+    assert one(yaml_host(podctl_fence_command=value)).fence_command == argv
+
+
+@pytest.mark.parametrize("value", ["", "'unclosed", 42, ["ok", 1]])
+def test_bad_fence_command(value):
+    with pytest.raises(InventoryError) as info:
+        one(yaml_host(podctl_fence_command=value))
+    assert info.value.field == "podctl_fence_command"
+
+
+def test_memory_available_min():
+    assert one(yaml_host(podctl_memory_available_min="512Mi")).memory_available_min == 512 * 2**20
+    assert one(yaml_host()).memory_available_min is None
+    with pytest.raises(InventoryError) as info:
+        one(yaml_host(podctl_memory_available_min="lots"))
+    assert info.value.field == "podctl_memory_available_min"

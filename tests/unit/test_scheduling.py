@@ -179,3 +179,16 @@ def test_settings_errors_name_file_and_field(tmp_path, text, field):
     with pytest.raises(UsageError) as e:
         settings(tmp_path, text)
     assert str(tmp_path / "config.yaml") in str(e.value) and f": {field}:" in str(e.value)
+
+
+def test_memory_pressure_keeps_best_effort_pods_away():
+    be = pod("be")
+    bu = pod("bu", spec={"containers": [{"name": "c", "image": "i", "resources": {"requests": {"memory": "1Mi"}}}]})
+    assert scheduling.best_effort(be.doc["spec"]) and not scheduling.best_effort(bu.doc["spec"])
+    hosts = HOSTS[:2]
+    out = scheduling.place(hosts, SNAPS, [be], {}, {}, pressure=frozenset({"node1"}))
+    assert out.placements[0].host == "node2"
+    out = scheduling.place(hosts[:1], SNAPS, [be], {}, {}, pressure=frozenset({"node1"}))
+    assert out.placements[0].host is None and "memory-pressure" in out.placements[0].message
+    out = scheduling.place(hosts[:1], SNAPS, [bu], {}, {}, pressure=frozenset({"node1"}))
+    assert out.placements[0].host == "node1"

@@ -79,8 +79,14 @@ for d in "$PODCTL_STATE"/pods/*/ "$PODCTL_RUN"/pods/*/ "$CG_MAIN"/*/; do
   case $d in $x4$x4-$x4-$x4-$x4-$x4$x4$x4) seen[$d]=1 ;; esac
 done
 uids=("${!seen[@]}")
+# Memory in use per pod (node-pressure eviction ranks pods by it).
+if [ "$CGV" = 2 ]; then CG_MEM=$CG_MAIN MEM_FILE=memory.current
+else CG_MEM=/sys/fs/cgroup/memory/podctl MEM_FILE=memory.usage_in_bytes; fi
 for uid in "${uids[@]}"; do
   P="$PODCTL_STATE/pods/$uid"
+  mem=0
+  { read -r mem <"$CG_MEM/$uid/$MEM_FILE"; } 2>/dev/null || true
+  [[ -n $mem && $mem != *[!0-9]* ]] && report usage "$uid" "$mem"
   if supervisor_pid "$uid" >/dev/null; then state=alive
   elif [ -e "$P/finished" ]; then state=finished
   else state=dead; fi
