@@ -108,7 +108,7 @@ def apply(ctx: Ctx, files: tuple[Path, ...], no_reconcile: bool) -> None:
 @pass_ctx
 def delete(ctx: Ctx, kind: str | None, name: str | None, files: tuple[Path, ...], namespace: str,
            no_reconcile: bool) -> None:
-    """Delete objects: `delete pod|deployment|job|daemonset NAME` or `delete -f FILE`."""
+    """Delete objects: `delete pod|deployment|job|daemonset|statefulset NAME` or `delete -f FILE`."""
     if files and (kind or name):
         raise click.UsageError("give either KIND NAME or -f FILE, not both")
     if not files and not kind:
@@ -126,7 +126,7 @@ def delete(ctx: Ctx, kind: str | None, name: str | None, files: tuple[Path, ...]
 @click.option("-A", "--all-namespaces", is_flag=True)
 @pass_ctx
 def get(ctx: Ctx, kind: str, name: str | None, output: str | None, namespace: str, all_namespaces: bool) -> None:
-    """Show objects: `get pods|deployments|jobs|daemonsets [NAME] [-o wide|json|yaml]`, `get hosts`."""
+    """Show objects: `get pods|deployments|jobs|daemonsets|statefulsets [NAME] [-o wide|json|yaml]`, `get hosts`."""
     kind, name = commands.split_target(kind, name)
     ns = None if all_namespaces else namespace
     if kind == "hosts":

@@ -30,16 +30,19 @@ from .workloads.common import from_store, template_hash
 from .workloads.deployment import (RolloutError, current_revision, deployment_hash, rollout_history,
                                    rollout_status, rollout_undo)
 from .workloads.run import workload_from_doc
-from .workloads.views import daemonset_row, deployment_row, job_row, workload_object
+from .workloads.views import (daemonset_row, deployment_row, job_row, statefulset_row,
+                              workload_object)
 from .workloads.views import headers as workload_headers
 
 KINDS = {"pod": "pods", "pods": "pods", "po": "pods", "host": "hosts", "hosts": "hosts",
          "node": "hosts", "nodes": "hosts", "no": "hosts",
          "deployment": "deployments", "deployments": "deployments", "deploy": "deployments",
          "job": "jobs", "jobs": "jobs", "daemonset": "daemonsets", "daemonsets": "daemonsets",
-         "ds": "daemonsets"}
+         "ds": "daemonsets", "statefulset": "statefulsets", "statefulsets": "statefulsets",
+         "sts": "statefulsets"}
 # The plural resource name -> the object kind the store keeps.
-OBJECT_KINDS = {"deployments": "Deployment", "jobs": "Job", "daemonsets": "DaemonSet"}
+OBJECT_KINDS = {"deployments": "Deployment", "jobs": "Job", "daemonsets": "DaemonSet",
+                "statefulsets": "StatefulSet"}
 
 
 def normalize_kind(kind: str) -> str:
@@ -47,7 +50,7 @@ def normalize_kind(kind: str) -> str:
         return KINDS[kind.lower()]
     except KeyError:
         raise UsageError(f"unknown resource type {kind!r} (supported: pods, deployments, jobs, "
-                         f"daemonsets, hosts)") from None
+                         f"daemonsets, statefulsets, hosts)") from None
 
 
 def split_target(kind: str, name: str | None) -> tuple[str, str | None]:
@@ -210,7 +213,7 @@ def delete(config: Config, kind: str | None, name: str | None, files: list[Path]
     else:
         plural, name = split_target(kind or "", name)
         if plural == "hosts" or not name:
-            raise UsageError("usage: podctl delete pod|deployment|job|daemonset NAME")
+            raise UsageError("usage: podctl delete pod|deployment|job|daemonset|statefulset NAME")
         targets = [(OBJECT_KINDS.get(plural, "Pod"), namespace, name)]
     now = time.time()
     lines, missing = [], []
@@ -330,7 +333,8 @@ def get_workloads(config: Config, plural: str, name: str | None, namespace: str 
     if not rows:
         click.echo("No resources found", err=True)
         return 0
-    row_of = {"Deployment": deployment_row, "Job": job_row, "DaemonSet": daemonset_row}[kind]
+    row_of = {"Deployment": deployment_row, "Job": job_row, "DaemonSet": daemonset_row,
+              "StatefulSet": statefulset_row}[kind]
     wide = output == "wide"
     table = []
     for o in rows:

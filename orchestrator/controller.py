@@ -293,6 +293,7 @@ class Controller:
             if d.create or d.delete:
                 notes.append(f"{what}: {len(d.create)} pod(s) to create, {len(d.delete)} to delete"
                              + (" (dry run)" if dry_run else ""))
+            notes += getattr(d, "notes", [])  # e.g. a StatefulSet waiting for a host to be fenced
             if dry_run:
                 continue
             changes += self._record_decision(store, o, d, now)

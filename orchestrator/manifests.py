@@ -253,7 +253,7 @@ OBJECT_FIELDS: dict[str, dict[str, Rule]] = {
               "spec": Supported(),
               "status": Ignored("observed state; ignored like kubectl apply does")}
        for kind, api in (("Deployment", "apps/v1"), ("Job", "batch/v1"),
-                         ("DaemonSet", "apps/v1"))},
+                         ("DaemonSet", "apps/v1"), ("StatefulSet", "apps/v1"))},
     "DeploymentSpec": {
         "replicas": Supported("integer >= 0, default 1"),
         "selector": Supported("matchLabels and/or matchExpressions, matching the template"),
@@ -312,6 +312,58 @@ OBJECT_FIELDS: dict[str, dict[str, Rule]] = {
         "maxUnavailable": Supported("integer >= 1 or percent (rounded up), default 1"),
         "maxSurge": NoOp((0, "0%"), "the default: a host's old pod stops before its new one "
                                     "starts")},
+    "StatefulSetSpec": {
+        "replicas": Supported("integer >= 0, default 1: pods <name>-0 .. <name>-(replicas-1), "
+                              "each with its name as hostname"),
+        "selector": Supported("matchLabels and/or matchExpressions, matching the template"),
+        "template": Supported("a pod template (restartPolicy Always); containers mount the "
+                              "claim templates by name"),
+        "serviceName": Supported("a DNS-1123 label, recorded only: podctl has no DNS, so "
+                                 "<pod>.<serviceName> does not resolve (use pod IPs)"),
+        "podManagementPolicy": Supported("OrderedReady (default: one pod at a time, each "
+                                         "after the lower ordinals are Running and Ready; "
+                                         "scale down highest first) or Parallel"),
+        "updateStrategy": Supported("RollingUpdate (default: highest ordinal first, one at a "
+                                    "time, partition) or OnDelete"),
+        "volumeClaimTemplates": Supported(
+            "per pod, a directory on its host (/var/lib/podctl/claims/<namespace>/"
+            "<template>-<name>-<ordinal>), like a local PersistentVolume: the claim keeps its "
+            "ordinal on that host; the data stays there on scale down and delete"),
+        "minReadySeconds": Supported("integer >= 0, default 0"),
+        "revisionHistoryLimit": Supported("integer >= 0, default 10"),
+        "persistentVolumeClaimRetentionPolicy": Supported("whenDeleted, whenScaled"),
+        **_not_yet("ordinals"),
+    },
+    "StatefulSetUpdateStrategy": {"type": Supported("RollingUpdate (default) or OnDelete"),
+                                  "rollingUpdate": Supported("partition")},
+    "RollingUpdateStatefulSetStrategy": {
+        "partition": Supported("integer >= 0, default 0: ordinals below it keep the current "
+                               "revision"),
+        "maxUnavailable": NoOp((1,), "the default: one pod at a time")},
+    "StatefulSetPersistentVolumeClaimRetentionPolicy": {
+        "whenDeleted": NoOp(("Retain",), "the default: claim data stays on its host when the "
+                                         "StatefulSet is deleted"),
+        "whenScaled": NoOp(("Retain",), "the default: claim data stays on its host when the "
+                                        "StatefulSet scales down")},
+    "PersistentVolumeClaim": {
+        "apiVersion": Supported("v1 (may be left out)"),
+        "kind": Supported("PersistentVolumeClaim (may be left out)"),
+        "metadata": Supported("name: a DNS-1123 label, the volume name containers mount; "
+                              "labels, annotations"),
+        "spec": Supported(),
+        "status": Ignored("observed state; ignored like kubectl apply does")},
+    "PersistentVolumeClaimSpec": {
+        "accessModes": Supported("required: ReadWriteOnce or ReadWriteOncePod (a directory on "
+                                 "one host)"),
+        "resources": Supported("requests.storage required (a quantity); recorded, not "
+                               "enforced: a host directory has no size limit"),
+        "storageClassName": Supported("any name: every claim is a host directory"),
+        "volumeMode": NoOp(("Filesystem",), "the default: a directory"),
+        **_not_yet("selector", "volumeName", "dataSource", "dataSourceRef",
+                   "volumeAttributesClassName"),
+    },
+    "VolumeResourceRequirements": {"requests": Supported("storage"),
+                                   "limits": Supported("storage (not enforced)")},
 }
 
 _VOLUME_SOURCES = tuple(k for k in OBJECT_FIELDS["Volume"] if k != "name")
@@ -1022,6 +1074,7 @@ KINDS: dict[tuple[str, str], Callable[[_Ctx, dict], Any]] = {
     ("apps/v1", "Deployment"): _workload("Deployment"),  # -> workloads.specs.Deployment
     ("batch/v1", "Job"): _workload("Job"),  # -> workloads.specs.Job
     ("apps/v1", "DaemonSet"): _workload("DaemonSet"),  # -> workloads.specs.DaemonSet
+    ("apps/v1", "StatefulSet"): _workload("StatefulSet"),  # -> workloads.specs.StatefulSet
 }
 
 # Kubernetes kinds podctl will grow into: a clear "not yet" rather than "unknown kind"

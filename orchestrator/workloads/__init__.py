@@ -1,11 +1,13 @@
-"""Workload controllers: Deployment, Job and DaemonSet expanded into pods.
+"""Workload controllers: Deployment, Job, DaemonSet and StatefulSet expanded into pods.
 
     specs.py       validated objects (Manifest.obj for these kinds)
     validation.py  their manifest rules (registered in orchestrator.manifests.KINDS)
+    statefulset_validation.py  StatefulSet's rules (claim templates)
     common.py      controller inputs/outputs (OwnedPod, HostInfo, WorkloadDecision), helpers
     deployment.py  reconcile_deployment, rollout_status, rollout_undo
     job.py         reconcile_job
     daemonset.py   reconcile_daemonset
+    statefulset.py reconcile_statefulset (ordinals, claims pinned to hosts, fencing)
     views.py       kubectl table rows and -o json objects
 
 Every decision is a pure function of the object, the pods it owns, the time and a
@@ -18,7 +20,16 @@ from .common import HostInfo, OwnedPod, PodToCreate, PodToDelete, WorkloadDecisi
 from .daemonset import reconcile_daemonset
 from .deployment import RolloutError, reconcile_deployment, rollout_status, rollout_undo
 from .job import reconcile_job
-from .specs import DaemonSet, Deployment, Job, LabelSelector, PodTemplate, Toleration
+from .specs import (
+    DaemonSet,
+    Deployment,
+    Job,
+    LabelSelector,
+    PodTemplate,
+    StatefulSet,
+    Toleration,
+)
+from .statefulset import reconcile_statefulset
 
 __all__ = [
     "DaemonSet",
@@ -31,11 +42,13 @@ __all__ = [
     "PodToCreate",
     "PodToDelete",
     "RolloutError",
+    "StatefulSet",
     "Toleration",
     "WorkloadDecision",
     "reconcile_daemonset",
     "reconcile_deployment",
     "reconcile_job",
+    "reconcile_statefulset",
     "rollout_status",
     "rollout_undo",
 ]

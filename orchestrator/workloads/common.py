@@ -71,14 +71,18 @@ class OwnedPod:
 
 @dataclass(frozen=True)
 class HostInfo:
-    """A host as DaemonSets see it. `ready` False adds Kubernetes' not-ready taints,
-    `unschedulable` (cordoned) its unschedulable taint."""
+    """A host as the controllers see it. `ready` False adds Kubernetes' not-ready taints,
+    `unschedulable` (cordoned) its unschedulable taint. `lost`: NotReady by podctl's
+    health rules; `fenced`: an operator or a fence command confirmed it down (or its
+    pods killed). StatefulSets replace a pod on a lost host only once it is fenced."""
 
     name: str
     labels: Pairs = ()
     taints: tuple[Taint, ...] = ()
     ready: bool = True
     unschedulable: bool = False
+    lost: bool = False
+    fenced: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.labels, tuple):
@@ -164,6 +168,8 @@ class WorkloadDecision:
     events: list[Event] = field(default_factory=list)
     requeue_after: float | None = None  # seconds until time alone changes the decision
     delete_object: bool = False  # Job: ttlSecondsAfterFinished has passed
+    notes: list[str] = field(default_factory=list)  # for the plan, every step (not stored)
+    state: dict | None = None  # private controller state kept with the status (StatefulSet)
 
     @property
     def empty(self) -> bool:
@@ -171,22 +177,34 @@ class WorkloadDecision:
 
 
 # The store keeps one JSON per object (objects.status): the Kubernetes status plus,
-# under this key, the revision history. Never shown: workload_object drops it.
+# under these keys, the revision history and the controller's private state (a
+# StatefulSet's claim -> host pins). Never shown: workload_object drops them.
 HISTORY_KEY = "podctlRevisionHistory"
+STATE_KEY = "podctlControllerState"
 
 
 def to_store(decision: WorkloadDecision) -> dict:
     """What to write with Store.set_object_status after a decision."""
-    if decision.history is None:
-        return dict(decision.status)
-    return {**decision.status, HISTORY_KEY: decision.history}
+    out = dict(decision.status)
+    if decision.history is not None:
+        out[HISTORY_KEY] = decision.history
+    if decision.state is not None:
+        out[STATE_KEY] = decision.state
+    return out
 
 
 def from_store(stored: Mapping | None) -> tuple[dict, list[dict]]:
     """(prev_status, history) to pass to the next reconcile from ObjectRow.status."""
     stored = dict(stored or {})
     history = stored.pop(HISTORY_KEY, None)
+    stored.pop(STATE_KEY, None)
     return stored, list(history) if isinstance(history, list) else []
+
+
+def state_from_store(stored: Mapping | None) -> dict:
+    """The controller's private state from ObjectRow.status ({} when none)."""
+    state = (stored or {}).get(STATE_KEY)
+    return dict(state) if isinstance(state, Mapping) else {}
 
 
 class _Builder:

@@ -1,4 +1,5 @@
-"""Validated workload objects (Deployment, Job, DaemonSet) and the values they share.
+"""Validated workload objects (Deployment, Job, DaemonSet, StatefulSet) and the values
+they share.
 
 Frozen dataclasses, like model.py; `orchestrator.manifests` builds them (via
 workloads/validation.py) and keeps them as `Manifest.obj`. Every workload has `.meta`
@@ -230,3 +231,51 @@ class DaemonSet(_Named):
     def max_unavailable_for(self, desired: int) -> int:
         """maxUnavailable in pods for `desired` scheduled hosts (percent rounds up; >= 1)."""
         return max(1, scaled(self.max_unavailable, desired, round_up=True))
+
+
+# podctl keeps every claim of a StatefulSet as a directory on its pod's host, like a
+# local PersistentVolume: CLAIMS_ROOT/<namespace>/<claim>, claim = <template>-<set>-<ordinal>
+CLAIMS_ROOT = "/var/lib/podctl/claims"
+
+
+@dataclass(frozen=True)
+class ClaimTemplate:
+    """One volumeClaimTemplates entry: its name is the volume name containers mount."""
+
+    name: str
+    access_modes: tuple[str, ...] = ("ReadWriteOnce",)
+    storage: int | None = None  # requests.storage in bytes (recorded, not enforced)
+    storage_class: str | None = None
+
+
+def claim_name(template: str, statefulset: str, ordinal: int) -> str:
+    """Kubernetes' PVC name for a StatefulSet pod: <template>-<statefulset>-<ordinal>."""
+    return f"{template}-{statefulset}-{ordinal}"
+
+
+def claim_path(namespace: str, claim: str) -> str:
+    """The claim's directory on its host. Both parts are validated DNS-1123 labels
+    (no '/', no '..'), so the path cannot leave CLAIMS_ROOT."""
+    return f"{CLAIMS_ROOT}/{namespace}/{claim}"
+
+
+@dataclass(frozen=True)
+class StatefulSet(_Named):
+    meta: ObjectMeta
+    selector: LabelSelector
+    template: PodTemplate
+    replicas: int = 1
+    service_name: str = ""  # recorded only: podctl has no DNS
+    pod_management_policy: str = "OrderedReady"  # | Parallel
+    update_strategy: str = "RollingUpdate"  # | OnDelete
+    partition: int = 0  # RollingUpdate: ordinals below it keep the current revision
+    claim_templates: tuple[ClaimTemplate, ...] = ()
+    min_ready_seconds: int = 0
+    revision_history_limit: int = 10
+    source: str = ""
+
+    def pod_name(self, ordinal: int) -> str:
+        return f"{self.meta.name}-{ordinal}"
+
+    def claims_of(self, ordinal: int) -> list[str]:
+        return [claim_name(t.name, self.meta.name, ordinal) for t in self.claim_templates]

@@ -1,4 +1,5 @@
-"""Validators for apps/v1 Deployment, batch/v1 Job and apps/v1 DaemonSet.
+"""Validators for apps/v1 Deployment, batch/v1 Job and apps/v1 DaemonSet (StatefulSet's
+is in statefulset_validation.py).
 
 They plug into `orchestrator.manifests.KINDS` and reuse its Pod rules and error
 collection, so errors read exactly like a Pod's (file:line, field path, what is
@@ -60,6 +61,11 @@ def _spec(ctx: _Ctx, doc: dict, table: str, what: str) -> dict:
         return {}
     _check_fields(ctx, spec, ("spec",), table)
     return spec
+
+
+def _has(doc: dict) -> bool:
+    """Whether doc.spec is a mapping (an empty one too: its fields are then missing)."""
+    return isinstance(doc.get("spec"), dict)
 
 
 def _top(ctx: _Ctx, doc: dict, kind: str) -> ObjectMeta:
@@ -248,10 +254,10 @@ def deployment(ctx: _Ctx, doc: dict) -> Deployment:
     meta = _top(ctx, doc, "Deployment")
     spec = _spec(ctx, doc, "DeploymentSpec", "selector and template")
     p = ("spec",)
-    template = pod_template(ctx, spec.get("template"), p + ("template",)) if spec else \
+    template = pod_template(ctx, spec.get("template"), p + ("template",)) if _has(doc) else \
         PodTemplate((), (), PodSpec(containers=()), (), {})
     _restart_policy(ctx, spec.get("template"), p + ("template",), ("Always",), "Deployment")
-    selector = label_selector(ctx, spec.get("selector"), p + ("selector",), required=bool(spec),
+    selector = label_selector(ctx, spec.get("selector"), p + ("selector",), required=_has(doc),
                               kind="Deployment")
     _selector_matches_template(ctx, selector, template, p + ("template",))
     replicas = _default(_int_in(ctx, spec.get("replicas"), p + ("replicas",), 0, None), 1)
@@ -303,7 +309,7 @@ def job(ctx: _Ctx, doc: dict) -> Job:
     meta = _top(ctx, doc, "Job")
     spec = _spec(ctx, doc, "JobSpec", "template")
     p = ("spec",)
-    template = pod_template(ctx, spec.get("template"), p + ("template",)) if spec else \
+    template = pod_template(ctx, spec.get("template"), p + ("template",)) if _has(doc) else \
         PodTemplate((), (), PodSpec(containers=()), (), {})
     _restart_policy(ctx, spec.get("template"), p + ("template",), ("OnFailure", "Never"), "Job")
     manual = _bool(ctx, spec.get("manualSelector"), p + ("manualSelector",))
@@ -340,10 +346,10 @@ def daemonset(ctx: _Ctx, doc: dict) -> DaemonSet:
     meta = _top(ctx, doc, "DaemonSet")
     spec = _spec(ctx, doc, "DaemonSetSpec", "selector and template")
     p = ("spec",)
-    template = pod_template(ctx, spec.get("template"), p + ("template",)) if spec else \
+    template = pod_template(ctx, spec.get("template"), p + ("template",)) if _has(doc) else \
         PodTemplate((), (), PodSpec(containers=()), (), {})
     _restart_policy(ctx, spec.get("template"), p + ("template",), ("Always",), "DaemonSet")
-    selector = label_selector(ctx, spec.get("selector"), p + ("selector",), required=bool(spec),
+    selector = label_selector(ctx, spec.get("selector"), p + ("selector",), required=_has(doc),
                               kind="DaemonSet")
     _selector_matches_template(ctx, selector, template, p + ("template",))
     strategy, unavailable = _daemonset_strategy(ctx, spec.get("updateStrategy"),
@@ -379,10 +385,16 @@ def _daemonset_strategy(ctx: _Ctx, value: Any, path: FieldPath) -> tuple[str, In
     return kind, unavailable
 
 
+def _statefulset(ctx: _Ctx, doc: dict) -> Any:
+    from .statefulset_validation import statefulset  # it imports this module
+    return statefulset(ctx, doc)
+
+
 VALIDATORS: dict[str, Callable[[_Ctx, dict], Any]] = {
     "Deployment": deployment,
     "Job": job,
     "DaemonSet": daemonset,
+    "StatefulSet": _statefulset,  # workloads/statefulset_validation.py
 }
 
 __all__ = ["VALIDATORS", "label_selector", "pod_template", "tolerations"]

@@ -1,4 +1,5 @@
-"""`podctl get deployments|jobs|daemonsets`: kubectl's columns, and -o json objects.
+"""`podctl get deployments|jobs|daemonsets|statefulsets`: kubectl's columns, and -o json
+objects.
 Pure functions over the validated object and the status its controller returned."""
 
 from __future__ import annotations
@@ -10,19 +11,22 @@ from typing import Mapping
 from .common import conditions_of, from_store, parse_time, rfc3339
 from .deployment import REVISION_ANNOTATION
 from .job import BATCH_CONTROLLER_UID, job_selector
-from .specs import DaemonSet, Deployment, Job, PodTemplate
+from .specs import DaemonSet, Deployment, Job, PodTemplate, StatefulSet
 
 DEPLOYMENT_HEADERS = ["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"]
 JOB_HEADERS = ["NAME", "STATUS", "COMPLETIONS", "DURATION", "AGE"]
 DAEMONSET_HEADERS = ["NAME", "DESIRED", "CURRENT", "READY", "UP-TO-DATE", "AVAILABLE",
                      "NODE SELECTOR", "AGE"]
+STATEFULSET_HEADERS = ["NAME", "READY", "AGE"]
 WIDE_EXTRA = ["CONTAINERS", "IMAGES", "SELECTOR"]
 
 
 def headers(kind: str, wide: bool = False) -> list[str]:
-    """The table headers for kind Deployment, Job or DaemonSet."""
+    """The table headers for kind Deployment, Job, DaemonSet or StatefulSet."""
     base = {"Deployment": DEPLOYMENT_HEADERS, "Job": JOB_HEADERS,
-            "DaemonSet": DAEMONSET_HEADERS}[kind]
+            "DaemonSet": DAEMONSET_HEADERS, "StatefulSet": STATEFULSET_HEADERS}[kind]
+    if wide and kind == "StatefulSet":
+        return base + WIDE_EXTRA[:2]  # kubectl shows no SELECTOR for StatefulSets
     return base + WIDE_EXTRA if wide else list(base)
 
 
@@ -133,6 +137,13 @@ def daemonset_row(obj: DaemonSet, status: Mapping, *, created_at: float | None =
            str(_n(status, "updatedNumberScheduled")), str(_n(status, "numberAvailable")),
            node_selector, _age(created_at, now)]
     return row + _wide(obj.template, str(obj.selector)) if wide else row
+
+
+def statefulset_row(obj: StatefulSet, status: Mapping, *, created_at: float | None = None,
+                    now: float | None = None, wide: bool = False) -> list[str]:
+    """NAME READY AGE (wide: CONTAINERS IMAGES); READY is readyReplicas/spec.replicas."""
+    row = [obj.name, f"{_n(status, 'readyReplicas')}/{obj.replicas}", _age(created_at, now)]
+    return row + _wide(obj.template, "")[:2] if wide else row
 
 
 def workload_object(raw: Mapping, *, uid: str, created_at: float, generation: int,
