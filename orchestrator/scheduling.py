@@ -81,7 +81,7 @@ def default_spread(pod: PodInput, hosts: Iterable[Host]) -> tuple:
     kept only when every host has a zone label: the scheduler (like Kubernetes for
     constraints a pod states) scores hosts without the key 0, which would turn a
     partly-labelled inventory's spreading upside down."""
-    from .scheduler.kube import _selector
+    from .scheduler.kube import label_selector
     from .scheduler.types import HOSTNAME_LABEL, LabelSelector, TopologySpreadConstraint
 
     spec = pod.doc.get("spec") or {}
@@ -89,7 +89,7 @@ def default_spread(pod: PodInput, hosts: Iterable[Host]) -> tuple:
         return ()
     if pod.owner_selector is None:
         return ()
-    selector = _selector(pod.owner_selector)
+    selector = label_selector(pod.owner_selector)
     labels = (pod.doc.get("metadata") or {}).get("labels") or {}
     if pod.owner_kind == "Deployment" and POD_TEMPLATE_HASH in labels:
         # the ReplicaSet's selector: the Deployment's plus the template hash

@@ -110,7 +110,7 @@ def _node_term(t: Mapping[str, Any], where: str) -> NodeSelectorTerm:
         raise ValueError(f"{where}: {exc}") from exc
 
 
-def _selector(s: Mapping[str, Any] | None) -> LabelSelector | None:
+def label_selector(s: Mapping[str, Any] | None) -> LabelSelector | None:
     if s is None:
         return None
     return LabelSelector(_labels(s.get("matchLabels")), tuple(_requirement(r) for r in s.get("matchExpressions") or ()))
@@ -120,7 +120,7 @@ def _term(t: Mapping[str, Any]) -> PodAffinityTerm:
     ns_selector = t.get("namespaceSelector")  # an empty selector: every namespace
     if ns_selector is not None and (ns_selector.get("matchLabels") or ns_selector.get("matchExpressions")):
         raise ValueError("podAffinityTerm.namespaceSelector: only {} (all namespaces) is supported")
-    return PodAffinityTerm(_selector(t.get("labelSelector")), t["topologyKey"],
+    return PodAffinityTerm(label_selector(t.get("labelSelector")), t["topologyKey"],
                            tuple(t.get("namespaces") or ()), all_namespaces=ns_selector is not None)
 
 
@@ -140,5 +140,5 @@ def _labels(m: Mapping[str, Any] | None):
 def _spread(c: Mapping[str, Any]) -> TopologySpreadConstraint:
     return TopologySpreadConstraint(
         int(c["maxSkew"]), c["topologyKey"], c.get("whenUnsatisfiable") or "DoNotSchedule",
-        _selector(c.get("labelSelector")), c.get("minDomains"),
+        label_selector(c.get("labelSelector")), c.get("minDomains"),
         c.get("nodeAffinityPolicy") or "Honor", c.get("nodeTaintsPolicy") or "Ignore")

@@ -161,6 +161,7 @@ class KeeperTransport(BaseTransport):
         self._channel: asyncio.Task | None = None
         self._direct = None
         self._noted = False
+        self._closing: set[asyncio.Task] = set()
 
     # ------------------------------------------------------------------ calls
 
@@ -192,7 +193,9 @@ class KeeperTransport(BaseTransport):
                 channel = await asyncio.gather(task, return_exceptions=True)
                 if channel and isinstance(channel[0], _Channel):
                     await channel[0].close()
-            asyncio.get_running_loop().create_task(close_later())
+            closing = asyncio.get_running_loop().create_task(close_later())
+            self._closing.add(closing)  # keep a reference until it is done
+            closing.add_done_callback(self._closing.discard)
         if self._direct is not None:
             self._direct.begin_run()
 
