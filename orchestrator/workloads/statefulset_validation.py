@@ -235,18 +235,12 @@ def _claim_spec(ctx: _Ctx, value: Any, path: FieldPath) -> tuple[tuple[str, ...]
 
 
 def _update_strategy(ctx: _Ctx, value: Any, path: FieldPath) -> tuple[str, int]:
-    strategy = _typed(ctx, value, path, dict) or {}
-    _check_fields(ctx, strategy, path, "StatefulSetUpdateStrategy")
-    kind = _enum(ctx, strategy.get("type"), path + ("type",), ("RollingUpdate", "OnDelete"),
-                 "RollingUpdate")
-    rolling = strategy.get("rollingUpdate")
-    if kind == "OnDelete":
-        if rolling is not None:
-            ctx.error(path + ("rollingUpdate",), "must not be set when type is OnDelete")
+    from .validation import update_strategy
+
+    kind, rolling, here = update_strategy(ctx, value, path, "StatefulSetUpdateStrategy",
+                                          "RollingUpdateStatefulSetStrategy")
+    if rolling is None:
         return kind, 0
-    here = path + ("rollingUpdate",)
-    rolling = _typed(ctx, rolling, here, dict) or {}
-    _check_fields(ctx, rolling, here, "RollingUpdateStatefulSetStrategy")
     partition = _int_in(ctx, rolling.get("partition"), here + ("partition",), 0, None)
     return kind, _default(partition, 0)
 

@@ -364,19 +364,29 @@ def daemonset(ctx: _Ctx, doc: dict) -> DaemonSet:
         source=ctx.source())
 
 
-def _daemonset_strategy(ctx: _Ctx, value: Any, path: FieldPath) -> tuple[str, IntOrPercent]:
+def update_strategy(ctx: _Ctx, value: Any, path: FieldPath, table: str,
+                    rolling_table: str) -> tuple[str, dict | None, FieldPath]:
+    """updateStrategy of a DaemonSet or StatefulSet: (type, its rollingUpdate mapping or
+    None for OnDelete, the rollingUpdate path)."""
     strategy = _typed(ctx, value, path, dict) or {}
-    _check_fields(ctx, strategy, path, "DaemonSetUpdateStrategy")
+    _check_fields(ctx, strategy, path, table)
     kind = _enum(ctx, strategy.get("type"), path + ("type",), ("RollingUpdate", "OnDelete"),
                  "RollingUpdate")
     rolling = strategy.get("rollingUpdate")
+    here = path + ("rollingUpdate",)
     if kind == "OnDelete":
         if rolling is not None:
-            ctx.error(path + ("rollingUpdate",), "must not be set when type is OnDelete")
-        return kind, 1
-    here = path + ("rollingUpdate",)
+            ctx.error(here, "must not be set when type is OnDelete")
+        return kind, None, here
     rolling = _typed(ctx, rolling, here, dict) or {}
-    _check_fields(ctx, rolling, here, "RollingUpdateDaemonSet")
+    _check_fields(ctx, rolling, here, rolling_table)
+    return kind, rolling, here
+
+
+def _daemonset_strategy(ctx: _Ctx, value: Any, path: FieldPath) -> tuple[str, IntOrPercent]:
+    kind, rolling, here = update_strategy(ctx, value, path, "DaemonSetUpdateStrategy", "RollingUpdateDaemonSet")
+    if rolling is None:
+        return kind, 1
     unavailable = _int_or_percent(ctx, rolling.get("maxUnavailable"), here + ("maxUnavailable",),
                                   1, at_most_100=True)
     if _is_zero(unavailable):
