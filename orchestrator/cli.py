@@ -341,6 +341,15 @@ def image_ls(ctx: Ctx) -> None:
     commands.print_table(*commands.image_table(ctx.config))
 
 
+@image.command("standins")
+@pass_ctx
+def image_standins(ctx: Ctx) -> None:
+    """Import busybox-static stand-ins under the names the Kubernetes docs' examples use
+    (busybox:1.28, alpine, debian, registry.k8s.io/busybox, nginx = busybox httpd)."""
+    for img in commands.image_standins(ctx.config):
+        click.echo(f"{img.ref} sha256:{img.digest}")
+
+
 def main() -> None:
     try:
         main_group.main(standalone_mode=False)

@@ -20,7 +20,7 @@ from .config import Config
 from .controller import (Controller, RunReport, host_capacity, open_store, open_transport, pod_images,
                          probe_hosts, require_inventory, row_pod)
 from .errors import LockHeld, UsageError
-from .images import ImageStore, build_busybox_image
+from .images import ImageStore
 from .manifests import load_manifests
 from .model import Manifest, Pod
 from .quantity import display_memory, format_cpu, format_memory
@@ -563,6 +563,12 @@ def image_import(config: Config, ref: str, source: Path, entrypoint: str | None,
                                env=env or None, workdir=workdir)
 
 
+def image_standins(config: Config):
+    from .standins import build_standins
+
+    return build_standins(ImageStore(config.images_dir))
+
+
 def image_table(config: Config):
     store = ImageStore(config.images_dir)
     rows = [[i.ref, i.digest[:12], display_memory(i.size) if i.size else "0",
@@ -575,9 +581,10 @@ def lab_up(config: Config, count: int, quiet: bool) -> Path:
 
     started = time.monotonic()
     path = lab.lab_up(config.home, count)
-    build_busybox_image(ImageStore(config.images_dir))
+    image_standins(config)
     if not quiet:
-        click.echo(f"lab: {count} hosts up in {time.monotonic() - started:.1f}s; image busybox:latest ready", err=True)
+        click.echo(f"lab: {count} hosts up in {time.monotonic() - started:.1f}s; images busybox:latest "
+                   f"and the examples' stand-ins ready (podctl image ls)", err=True)
     return path
 
 
