@@ -604,3 +604,23 @@ def test_merge_env_overrides_by_name_keeping_order():
     merged = merge_env(image, (EnvVar("C", "3"), EnvVar("A", "x")))
     assert merged == (EnvVar("PATH", "/bin"), EnvVar("A", "x"), EnvVar("B", "2"), EnvVar("C", "3"))
     assert merge_env(["X=1"], ["X=2", "Y="]) == (EnvVar("X", "2"), EnvVar("Y", ""))
+
+
+# ---------------------------------------------------------------- stand-ins
+
+
+def test_standins_name_the_examples_images(store):
+    from orchestrator.standins import NGINX_CMD, build_standins
+
+    made = {i.ref: i for i in build_standins(store)}
+    base = made["busybox:latest"]
+    for ref in ("busybox:1.28", "registry.k8s.io/busybox:1.27.2", "alpine:latest", "debian:latest"):
+        assert store.get(ref).digest == base.digest and store.get(ref).cmd == ("sh",)
+    nginx = store.get("nginx")
+    assert nginx.cmd == NGINX_CMD and nginx.digest != base.digest
+    with tarfile.open(store.blob_path(nginx.digest)) as tf:
+        names = set(tf.getnames())
+        page = tf.extractfile("usr/share/nginx/html/index.html").read()
+    assert {"bin/busybox", "usr/share/nginx/html"} <= names and b"Welcome to nginx!" in page
+    # The same busybox always gives the same images: a second run stores nothing new.
+    assert {i.ref: i.digest for i in build_standins(store)} == {r: i.digest for r, i in made.items()}
