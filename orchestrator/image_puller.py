@@ -26,8 +26,13 @@ def pod_containers(pod) -> list:
     return list(getattr(pod.spec, "init_containers", ()) or ()) + list(pod.spec.containers)
 
 
-def local_kind(images: ImageStore, ref: str) -> str | None:
-    """"imported" (pinned), "pulled" (from a registry) or None (not in the store)."""
+def local_kind(images: ImageStore, ref: str, memo: dict | None = None) -> str | None:
+    """"imported" (pinned), "pulled" (from a registry) or None (not in the store).
+    `memo`: a dict kept for one run, so each name is looked up once."""
+    if memo is not None:
+        if ref not in memo:
+            memo[ref] = local_kind(images, ref)
+        return memo[ref]
     try:
         doc = images.inspect(ref)
     except ImageError:
@@ -35,6 +40,13 @@ def local_kind(images: ImageStore, ref: str) -> str | None:
     if doc is None:
         return None
     return "pulled" if (doc.get("source") or {}).get("kind") == "registry" else "imported"
+
+
+def pod_images_one(images: ImageStore, ref: str):
+    try:
+        return images.get(ref)
+    except ImageError:
+        return None
 
 
 def _failures(store) -> dict[str, Failure]:
@@ -48,12 +60,13 @@ def _norm(ref: str) -> str:
         return ref
 
 
-def image_waiting(pod, images: ImageStore, failures: dict[str, Failure], now: float) -> dict[str, tuple[str, str]]:
+def image_waiting(pod, images: ImageStore, failures: dict[str, Failure], now: float,
+                  memo: dict | None = None) -> dict[str, tuple[str, str]]:
     """container name -> (reason, message) for containers whose image keeps the pod from
     starting (ErrImageNeverPull, ErrImagePull, ImagePullBackOff)."""
     out = {}
     for c in pod_containers(pod):
-        action = decide(c.image_pull_policy, local_kind(images, c.image), True, failures.get(_norm(c.image)), now)
+        action = decide(c.image_pull_policy, local_kind(images, c.image, memo), True, failures.get(_norm(c.image)), now)
         why = waiting_reason(c.image, action, failures.get(_norm(c.image)), now)
         if why:
             out[c.name] = why
@@ -62,8 +75,8 @@ def image_waiting(pod, images: ImageStore, failures: dict[str, Failure], now: fl
 
 def waiting_for_pods(store, images: ImageStore, pods, now: float) -> dict[str, dict[str, tuple[str, str]]]:
     """uid -> image_waiting, for `get`/`describe` (one read of the pull failures)."""
-    failures = _failures(store)
-    return {row.uid: image_waiting(pod, images, failures, now) for row, pod in pods}
+    failures, memo = _failures(store), {}
+    return {row.uid: image_waiting(pod, images, failures, now, memo) for row, pod in pods}
 
 
 @dataclass
@@ -75,7 +88,7 @@ class PullOutcome:
 async def pull_for_run(store, inventory, pods, placements, snaps, images: ImageStore,
                        settings: RegistrySettings, cache_root, now: float, dry_run: bool) -> PullOutcome:
     out = PullOutcome()
-    failures = _failures(store)
+    failures, memo = _failures(store), {}
     planned = {p.key: p.host for p in placements if p.host}
     hosts = {h.name: h for h in inventory.hosts}
     jobs: dict[tuple, list] = {}  # (ref, platform, settings) -> [(row, image)]
@@ -85,7 +98,8 @@ async def pull_for_run(store, inventory, pods, placements, snaps, images: ImageS
         is_starting = starting(row.uid, host, row.deleting, snap)
         for c in pod_containers(pod):
             norm = _norm(c.image)
-            action = decide(c.image_pull_policy, local_kind(images, c.image), is_starting, failures.get(norm), now)
+            action = decide(c.image_pull_policy, local_kind(images, c.image, memo), is_starting,
+                            failures.get(norm), now)
             if action == PULL:
                 platform = host_platform((snap.facts or {}).get("arch"))
                 group_settings = settings.for_groups(hosts[host].groups if host in hosts else ())
@@ -137,16 +151,20 @@ async def pull_for_run(store, inventory, pods, placements, snaps, images: ImageS
 def gc_for_run(store, snaps, pods, placements, images: ImageStore, now: float, min_age: float | None,
                dry_run: bool) -> dict[str, list[str]]:
     """host -> image digests to delete there now (and the unused-since clocks kept)."""
-    from .controller import pod_images
 
     planned = {p.key: p.host for p in placements if p.host}
     wanted: dict[str, set[str]] = {}
+    digest_of: dict[str, str | None] = {}
     for row, pod in pods:
         host = row.node or planned.get(row.key)
         if host is None or row.deleting:
             continue
-        for img in (pod_images(pod, images, partial=True) or {}).values():
-            wanted.setdefault(host, set()).add(img.digest)
+        for ref in pod.spec.images():
+            if ref not in digest_of:
+                img = (pod_images_one(images, ref))
+                digest_of[ref] = img.digest if img else None
+            if digest_of[ref]:
+                wanted.setdefault(host, set()).add(digest_of[ref])
     known = image_state.host_images(store)
     out = {}
     for host, snap in snaps.items():
