@@ -316,7 +316,7 @@ def keeper_stop(ctx: Ctx) -> None:
 
 @main_group.group()
 def image() -> None:
-    """The local image store."""
+    """The image store: local imports (pinned names) and registry pulls."""
 
 
 @image.command("import")
@@ -337,7 +337,7 @@ def image_import(ctx: Ctx, ref: str, source: Path, entrypoint: str | None, cmd: 
 @image.command("ls")
 @pass_ctx
 def image_ls(ctx: Ctx) -> None:
-    """List images in the local store."""
+    """List images in the local store (imported and pulled)."""
     commands.print_table(*commands.image_table(ctx.config))
 
 
@@ -348,6 +348,28 @@ def image_standins(ctx: Ctx) -> None:
     (busybox:1.28, alpine, debian, registry.k8s.io/busybox, nginx = busybox httpd)."""
     for img in commands.image_standins(ctx.config):
         click.echo(f"{img.ref} sha256:{img.digest}")
+
+
+@image.command("pull")
+@click.argument("ref")
+@click.option("--platform", help="os/arch[/variant] to pick from a multi-platform image "
+                                 "(default: linux and this machine's architecture).")
+@pass_ctx
+def image_pull(ctx: Ctx, ref: str, platform: str | None) -> None:
+    """Pull REF from its registry into the store (pre-pull; pods pull by themselves)."""
+    img, changed = commands.image_pull(ctx.config, ref, platform)
+    click.echo(f"{img.ref} sha256:{img.digest}" + ("" if changed else " (up to date)"))
+
+
+@image.command("rm")
+@click.argument("ref")
+@pass_ctx
+def image_rm(ctx: Ctx, ref: str) -> None:
+    """Remove REF from the store (hosts drop their copy once no pod uses it)."""
+    from .images import ImageStore
+
+    ImageStore(ctx.config.images_dir).remove(ref)
+    click.echo(f"removed {ref}")
 
 
 def main() -> None:

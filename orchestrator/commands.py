@@ -21,6 +21,7 @@ from .controller import (Controller, RunReport, host_capacity, open_store, open_
                          probe_hosts, require_inventory, row_pod)
 from .errors import LockHeld, UsageError
 from .images import ImageStore
+from .image_puller import waiting_for_pods
 from .manifests import load_manifests
 from .model import Manifest, Pod
 from .quantity import display_memory, format_cpu, format_memory
@@ -270,13 +271,15 @@ def _live_pods(config: Config, namespace: str | None, name: str | None):
 
     snaps = asyncio.run(probe()) if hosts else {}
     images = ImageStore(config.images_dir)
+    pods = [(r, row_pod(r)) for r in rows]
+    with open_store(config) as store:
+        waiting = waiting_for_pods(store, images, pods, time.time())
     objs = []
-    for r in rows:
-        pod = row_pod(r)
+    for r, pod in pods:
         host = inventory.get(r.node) if r.node else None
         objs.append((r, pod, pod_object(r, pod, snaps.get(r.node or ""), host.address if host else None,
-                                        image_missing=pod_images(pod, images) is None,
-                                        pending_message=unscheduled.get(r.uid, ""))))
+                                        pending_message=unscheduled.get(r.uid, ""),
+                                        image_waiting=waiting.get(r.uid, {}))))
     return objs, snaps, events
 
 
@@ -570,10 +573,37 @@ def image_standins(config: Config):
 
 
 def image_table(config: Config):
+    """Every image of the store; SOURCE says whether it was imported (pinned: never
+    pulled) or pulled, with the registry and the platform."""
     store = ImageStore(config.images_dir)
-    rows = [[i.ref, i.digest[:12], display_memory(i.size) if i.size else "0",
-             shlex.join(i.entrypoint + i.cmd)] for i in store.list()]
-    return ["IMAGE", "DIGEST", "SIZE", "COMMAND"], rows
+    rows = []
+    for i in store.list():
+        src = (store.inspect(i.ref) or {}).get("source") or {}
+        origin = (f"pulled {src.get('registry', '')} {src.get('platform') or ''}".strip()
+                  if src.get("kind") == "registry" else "imported")
+        rows.append([i.ref, i.digest[:12], display_memory(i.size) if i.size else "0", origin,
+                     shlex.join(i.entrypoint + i.cmd)])
+    return ["IMAGE", "DIGEST", "SIZE", "SOURCE", "COMMAND"], rows
+
+
+def image_pull(config: Config, ref: str, platform: str | None):
+    """Pull REF into the store now (`podctl image pull`): the host platform of the
+    inventory's first reachable host is not known here, so linux/<this machine's arch>
+    unless --platform says otherwise. A name imported locally is pinned: refused."""
+    import platform as host_platform_mod
+
+    from .image_puller import local_kind
+    from .registry import host_platform, pull
+    from .registry_config import registry_settings
+
+    settings = registry_settings(config)
+    store = ImageStore(config.images_dir)
+    if local_kind(store, ref) == "imported":
+        raise UsageError(f"{ref} was imported locally (podctl image import): a local import pins the name "
+                         "and it is never pulled; remove it first (podctl image rm) to pull it")
+    img, changed = pull(store, ref, settings, config.home / "registry",
+                        platform or host_platform(host_platform_mod.machine()))
+    return img, changed
 
 
 def lab_up(config: Config, count: int, quiet: bool) -> Path:

@@ -24,6 +24,18 @@ def _env_keeper_idle() -> float:
         return 300.0
 
 
+def _env_gc_age() -> float | None:
+    """PODCTL_IMAGE_GC_MIN_AGE: seconds an image must stay unused on a host before it is
+    deleted there (default 120, Kubernetes' imageMinimumGCAge); "off" keeps every image."""
+    raw = os.environ.get("PODCTL_IMAGE_GC_MIN_AGE", "120").strip().lower()
+    if raw in ("off", "never", "none"):
+        return None
+    try:
+        return max(0.0, float(raw))
+    except ValueError:
+        return 120.0
+
+
 @dataclass(frozen=True)
 class Config:
     home: Path
@@ -40,6 +52,8 @@ class Config:
     ssh_keeper: bool = field(default_factory=_env_keeper)
     # The keeper exits after this many seconds without a request (env PODCTL_SSH_KEEPER_IDLE).
     keeper_idle_timeout: float = field(default_factory=_env_keeper_idle)
+    # Image garbage collection on hosts (image_pull.image_gc); None: off.
+    image_gc_min_age: float | None = field(default_factory=_env_gc_age)
 
     @property
     def settings_file(self) -> Path:
@@ -76,6 +90,7 @@ $PODCTL_HOME/config.yaml (optional):
     scoringStrategy: LeastAllocated   # spread load (default) | MostAllocated: bin-pack
     weights:                          # scorer -> weight 0..100 (0 turns it off)
       ImageLocality: 1
+  registries: ...                     # mirrors, insecure, credentials (registry_config.py)
 """
 
 
@@ -101,9 +116,9 @@ def scheduler_settings(config: Config) -> dict:
 
     if not isinstance(doc, dict):
         raise bad("(top level)", "expected a mapping")
-    unknown = sorted(set(doc) - {"scheduler"})
+    unknown = sorted(set(doc) - {"scheduler", "registries"})
     if unknown:
-        raise bad(unknown[0], "unknown setting (known: scheduler)")
+        raise bad(unknown[0], "unknown setting (known: scheduler, registries)")
     sched = doc.get("scheduler") or {}
     if not isinstance(sched, dict):
         raise bad("scheduler", "expected a mapping")

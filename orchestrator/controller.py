@@ -21,6 +21,8 @@ from .health import CRON, READY, HealthSettings
 from .host_failures import HostCare, row_pod
 from .executor import HostReport, execute
 from .images import ImageStore
+from .image_puller import gc_for_run, pull_for_run
+from .registry_config import registry_settings
 from .inventory import Inventory, load_inventory
 from .model import Host, ImageConfig, Pod
 from . import failpoints, scheduling
@@ -190,6 +192,7 @@ class Controller:
         config = self.config
         inventory = require_inventory(config)
         self.sched_settings = {**scheduler_settings(config), "explain": self.explain}
+        self.registry = registry_settings(config)  # validated before any host is touched
         if dry_run:
             return await self._with_transport(inventory, True, on_host_done, transport)
         holder = f"podctl reconcile on {socket.gethostname()} pid {os.getpid()}"
@@ -250,8 +253,11 @@ class Controller:
             notes = workload_notes + notes
             rows = store.list_pods() if not dry_run else rows
             pods = [(row, row_pod(row)) for row in rows]
-            desired, pending = self._desired(pods, images, placements, snaps)
-            plan = reconcile(desired, snaps, notes)
+            pulls = await pull_for_run(store, inventory, pods, placements, snaps, images, self.registry,
+                                       config.home / "registry", now, dry_run)
+            gc = gc_for_run(store, snaps, pods, placements, images, now, config.image_gc_min_age, dry_run)
+            desired, pending = self._desired(pods, images, placements, snaps, pulls.blocked)
+            plan = reconcile(desired, snaps, notes + pulls.notes, gc)
             report = RunReport(plan, snaps, placements, pending=pending, workload_changes=changes)
             if dry_run or plan.empty:
                 if not dry_run:
@@ -365,12 +371,13 @@ class Controller:
         store.add_event(now, "Warning", "FailedScheduling", message, namespace=row.namespace, name=row.name,
                         uid=row.uid)
 
-    def _desired(self, pods, images: ImageStore, placements: list, snaps):
+    def _desired(self, pods, images: ImageStore, placements: list, snaps, blocked: set[str] = frozenset()):
+        """`blocked`: pods whose image could not be had this run (pull failed, back-off)."""
         planned = {p.key: p.host for p in placements if p.host}
         desired, pending = [], []
         for row, pod in pods:
             host = row.node or planned.get(row.key) if not row.deleting else row.node
-            imgs = pod_images(pod, images)
+            imgs = None if row.uid in blocked else pod_images(pod, images)
             digests = None if imgs is None else tuple(sorted({i.digest for i in imgs.values()}))
             desired.append(DesiredPod(row.uid, row.key, host, row.deleting, digests))
             if not row.deleting and (host is None or imgs is None):

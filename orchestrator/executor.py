@@ -74,11 +74,12 @@ async def run_host(transport, host: Host, actions: list[Action], contexts: Mappi
         if a.verb == "push-image":
             await _push(transport, host, images, a.digest, report, timeout)
     steps = [{"verb": a.verb, "pod": contexts[a.uid]} for a in actions if a.verb in ("create", "delete")]
-    if not steps:
+    gc = [a.digest for a in actions if a.verb == "delete-image"]
+    if not steps and not gc:
         return report
     # A graceful delete may take the pod's whole grace period: the deadline allows it.
     grace = max((s["pod"]["grace"] for s in steps if s["verb"] == "delete"), default=0)
-    result = await transport.run(host, batch_script(steps, epoch), timeout=timeout + grace)
+    result = await transport.run(host, batch_script(steps, epoch, gc), timeout=timeout + grace)
     report.status = _worse(report.status, result.status)
     report.stdout = result.stdout
     stale = STALE_EPOCH.search(result.stdout)

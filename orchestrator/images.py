@@ -909,7 +909,8 @@ class ImageStore:
     def import_source(self, ref: str, source: Path, *, entrypoint: Sequence[str] | None = None,
                       cmd: Sequence[str] | None = None,
                       env: Mapping[str, str] | Iterable[str | EnvVar] | None = None,
-                      workdir: str | None = None, platform: str | None = None) -> ImageConfig:
+                      workdir: str | None = None, platform: str | None = None,
+                      origin: Mapping[str, object] | None = None) -> ImageConfig:
         """Import SOURCE as `ref`, detected by content, not by name:
 
         - a directory with `oci-layout`: an OCI image layout; another directory: a rootfs;
@@ -922,6 +923,8 @@ class ImageStore:
         config (default: no cmd, env PATH=DEFAULT_PATH). `platform` ("linux/arm64")
         picks from a multi-platform index; default the host's, then linux/amd64.
         Re-importing identical content under the same ref stores nothing new.
+        `origin` is merged into the stored "source" (a registry pull records kind
+        "registry", the registry and the repo digest there: registry.py).
         """
         norm = parse_ref(ref)
         src = Path(source)
@@ -930,6 +933,7 @@ class ImageStore:
         self._ensure_layout()
         with tempfile.TemporaryDirectory(prefix="import-", dir=self._tmp) as tmp, ExitStack() as stack:
             flat, rt, source_info = _load(norm, src, Path(tmp), platform, stack)
+            source_info.update(origin or {})
             rt = _override(rt, entrypoint, cmd, env, workdir)
             return self._commit(norm, flat, rt, source_info)
 
@@ -1029,7 +1033,8 @@ class ImageStore:
             old = refs.get(ref)
             if old is not None and (self._configs / f"{old}.json").exists():
                 existing = self._read_config(old, ref)
-                if all(existing.get(k) == doc[k] for k in ("rootfs", "entrypoint", "cmd", "env", "working_dir")):
+                if all(existing.get(k) == doc[k] for k in ("rootfs", "entrypoint", "cmd", "env", "working_dir")) \
+                        and (existing.get("source") or {}).get("repo_digest") == source.get("repo_digest"):
                     return self._image(ref, existing)  # identical re-import: store nothing
             blob = self._blobs / flat.digest
             if not blob.exists():
@@ -1056,7 +1061,8 @@ class ImageStore:
             if _split_ref(ref)[0] != name:
                 continue
             doc = self._read_config(chex, ref)
-            if digest[7:] in (doc.get("rootfs"), chex) or (doc.get("source") or {}).get("manifest_digest") == digest:
+            src = doc.get("source") or {}
+            if digest[7:] in (doc.get("rootfs"), chex) or digest in (src.get("manifest_digest"), src.get("repo_digest")):
                 return chex, doc
         return None
 
@@ -1148,7 +1154,7 @@ class ImageStore:
 def _check_digest_ref(ref: str, flat: _Flat, source: dict) -> None:
     """Importing as name@sha256:<hex> is allowed only when <hex> names that content."""
     _, _, digest = _split_ref(ref)
-    if digest and digest[7:] != flat.digest and source.get("manifest_digest") != digest:
+    if digest and digest[7:] != flat.digest and digest not in (source.get("manifest_digest"), source.get("repo_digest")):
         raise ImageError(f"cannot import as {ref}: the content's digest is sha256:{flat.digest}; "
                          "import under name:tag instead")
 

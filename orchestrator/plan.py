@@ -8,12 +8,12 @@ from dataclasses import dataclass, field
 
 @dataclass(frozen=True)
 class Action:
-    verb: str  # delete | push-image | create | forget
+    verb: str  # delete | push-image | create | delete-image | forget
     host: str | None  # None for store-only actions (forget)
     uid: str = ""
     pod: str = ""  # namespace/name, "" for orphans nobody declared
     reason: str = ""
-    digest: str = ""  # push-image
+    digest: str = ""  # push-image, delete-image
 
     def describe(self) -> str:
         target = self.pod or self.uid or self.digest[:12]
@@ -23,7 +23,7 @@ class Action:
 
 
 # Order on a host: remove what must go (orphans first), bring images, then create.
-VERB_ORDER = {"delete": 0, "push-image": 1, "create": 2, "forget": 3}
+VERB_ORDER = {"delete": 0, "push-image": 1, "create": 2, "delete-image": 3, "forget": 4}
 
 
 @dataclass(frozen=True)

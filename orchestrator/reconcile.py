@@ -19,7 +19,8 @@ class DesiredPod:
 
 
 def reconcile(desired: Sequence[DesiredPod], observed: Mapping[str, HostSnapshot],
-              notes: Sequence[str] = ()) -> Plan:
+              notes: Sequence[str] = (), image_gc: Mapping[str, Sequence[str]] | None = None) -> Plan:
+    """`image_gc`: host -> digests unused long enough to delete there (image_pull.image_gc)."""
     actions: list[Action] = []
     by_uid = {d.uid: d for d in desired}
     skipped = sorted(h for h, snap in observed.items() if not snap.reachable)
@@ -57,6 +58,11 @@ def reconcile(desired: Sequence[DesiredPod], observed: Mapping[str, HostSnapshot
                 actions.append(Action("push-image", d.host, "", "", "not on host", digest))
         reason = "supervisor lost: restart" if seen is not None else "new"
         actions.append(Action("create", d.host, d.uid, d.key, reason))
+
+    pushed = {(a.host, a.digest) for a in actions if a.verb == "push-image"}
+    for host, digests in sorted((image_gc or {}).items()):
+        if host in observed and observed[host].reachable:
+            actions += [Action("delete-image", host, "", "", "unused", d) for d in digests if (host, d) not in pushed]
 
     # One push per (host, digest), whatever number of pods need it.
     unique = list(dict.fromkeys(actions))

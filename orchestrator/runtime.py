@@ -197,10 +197,13 @@ def delete_context(uid: str, grace: int = 30) -> dict:
     return {"uid": uid, "veth": veth, "grace": int(grace)}
 
 
-def batch_script(actions: Sequence[dict], epoch: int | None = None) -> str:
+def batch_script(actions: Sequence[dict], epoch: int | None = None, gc: Sequence[str] = ()) -> str:
     """One script for a host: [{"verb": "create"|"delete", "pod": context}, ...].
-    `epoch`: the controller's fencing token (None: no check, for tests of the parts)."""
-    return render("batch.sh.j2", actions=list(actions), epoch=epoch)
+    `epoch`: the controller's fencing token (None: no check, for tests of the parts);
+    `gc`: image digests to delete from the host when no pod there names them."""
+    for d in gc:
+        image_dir(d)  # refuses anything but a sha256 hex digest
+    return render("batch.sh.j2", actions=list(actions), epoch=epoch, gc=list(gc))
 
 
 def probe_script() -> str:

@@ -30,8 +30,11 @@ def age(ts: float | None, now: float | None = None) -> str:
 
 
 def pod_object(row: PodRow, pod: Pod, snap: HostSnapshot | None, host_ip: str | None,
-               image_missing: bool = False, pending_message: str = "") -> dict:
-    """A pod as the Kubernetes API would return it (kind Pod, metadata, spec, status)."""
+               image_missing: bool = False, pending_message: str = "",
+               image_waiting: dict[str, tuple[str, str]] | None = None) -> dict:
+    """A pod as the Kubernetes API would return it (kind Pod, metadata, spec, status).
+    `image_waiting`: container -> (reason, message) while its image cannot be had
+    (image_puller.image_waiting); it replaces the older `image_missing` flag."""
     body = pod_to_k8s(pod)
     body["spec"] = dict(body.get("spec") or {})
     if row.node:
@@ -41,7 +44,13 @@ def pod_object(row: PodRow, pod: Pod, snap: HostSnapshot | None, host_ip: str | 
     phase, reason = pod_phase(observed, pod.spec.restart_policy, row.node is not None, reachable)
     images = {c.name: c.image for c in pod.spec.containers}
     statuses = container_statuses(observed, images)
-    if image_missing and observed is None:
+    if image_waiting is not None and observed is None:
+        for s in statuses:
+            if s["name"] in image_waiting:
+                why, message = image_waiting[s["name"]]
+                s["state"] = {"waiting": {"reason": why, "message": message}}
+                reason = why
+    elif image_missing and observed is None:
         for s in statuses:
             s["state"] = {"waiting": {"reason": "ErrImageNeverPull",
                                       "message": f'image "{s["image"]}" is not in the podctl image store '

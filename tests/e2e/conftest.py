@@ -34,6 +34,12 @@ import pytest
 from orchestrator import lab as labmod
 from orchestrator.errors import LabError
 
+# No test may reach a registry off this machine (registry.py refuses non-loopback ones
+# under this variable); image GC on hosts is off except where a test turns it on (its
+# 2-minute clock would otherwise add deletions to plans that tests expect to be empty).
+os.environ.setdefault("PODCTL_REGISTRY_LOOPBACK_ONLY", "1")
+os.environ.setdefault("PODCTL_IMAGE_GC_MIN_AGE", "off")
+
 LAB_HOSTS = 4  # issue 3 asks for at least 4 hosts (spreading, DaemonSets, taints)
 SESSION_LOCK = Path("/run/lock/podctl-e2e.lock")
 WAIT = float(os.environ.get("PODCTL_E2E_LAB_WAIT", "300"))
