@@ -519,14 +519,6 @@ def _locate(config: Config, pod: str, namespace: str, container: str | None):
     return inventory, inventory.get(row.node), row, container
 
 
-def logs(config: Config, pod: str, namespace: str, container: str | None, follow: bool,
-         previous: bool, tail: int) -> int:
-    from .remote import stream_logs
-
-    inventory, host, row, container = _locate(config, pod, namespace, container)
-    return asyncio.run(stream_logs(config, inventory, host, row.uid, container, follow, previous, tail))
-
-
 def exec_in(config: Config, pod: str, namespace: str, container: str | None, command: list[str],
             interactive: bool) -> int:
     from .remote import exec_command
