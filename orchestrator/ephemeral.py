@@ -170,3 +170,28 @@ def debug_script(pod: Pod, uid: str, doc: Mapping, image, interactive: bool) -> 
     e["start_script"] = render("container.sh.j2", pod=pod_ctx, c=ctx)
     e["run_script"] = render("ephemeral_run.sh.j2", e=e)
     return render("ephemeral.sh.j2", e=e)
+
+
+def describe_lines(specs: Sequence[Mapping], statuses_: Sequence[Mapping]) -> list[str]:
+    """`kubectl describe pod`'s Ephemeral Containers section."""
+    if not specs:
+        return []
+    by_name = {s.get("name"): s for s in statuses_}
+    out = ["Ephemeral Containers:"]
+    for spec in specs:
+        st = by_name.get(spec["name"], {})
+        state = st.get("state") or {}
+        kind = next(iter(state), "waiting")
+        detail = state.get(kind) or {}
+        out.append(f"  {spec['name']}:")
+        out.append(f"    Image:          {spec.get('image', '')}")
+        if spec.get("targetContainerName"):
+            out.append(f"    Target:         {spec['targetContainerName']}")
+        if spec.get("command"):
+            out.append(f"    Command:        {' '.join(spec['command'])}")
+        out.append(f"    State:          {kind.capitalize()}"
+                   + (f" ({detail['reason']})" if detail.get("reason") else ""))
+        for key in ("startedAt", "finishedAt", "exitCode"):
+            if key in detail:
+                out.append(f"      {key}: {detail[key]}")
+    return out

@@ -185,6 +185,8 @@ async def fetch(config: Config, inventory, sources: list[Source], opts: Options,
             in_backlog = True
             try:
                 async for raw in process.stdout:
+                    if not raw:  # end of stream, not an empty line (that is b"\n")
+                        continue
                     text = raw.decode("utf-8", "replace")
                     if in_backlog and opts.follow and text.rstrip("\n").endswith(BACKLOG_END):
                         head = text.rstrip("\n")[:-len(BACKLOG_END)]
