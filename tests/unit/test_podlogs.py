@@ -109,3 +109,47 @@ def test_selector_syntax():
 def test_bad_selectors_are_refused_with_what_is_allowed(text, needle):
     with pytest.raises(UsageError, match=needle):
         parse_selector(text)
+
+
+# ---------------------------------------------------------------- which containers
+
+
+def _pod(name: str, labels: dict, containers=("main",)) -> dict:
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "labels": labels},
+            "spec": {"containers": [{"name": c, "image": "busybox"} for c in containers]}}
+
+
+def test_targets_selector_workload_and_containers(tmp_path):
+    from orchestrator.logfetch import resolve_pods, sources_for
+    from orchestrator.store import Store
+
+    with Store.open(tmp_path / "state.db") as db:
+        db.upsert_host("h1", now=0)
+        a = db.add_pod("default", "web-b", _pod("web-b", {"app": "web"}), 2.0)
+        b = db.add_pod("default", "web-a", _pod("web-a", {"app": "web"}, ("main", "side")), 3.0)
+        db.add_pod("default", "db", _pod("db", {"app": "db"}), 1.0)
+        for row in (a, b):
+            db.bind_pod(row.uid, "h1", None)
+        assert [r.name for r in resolve_pods(db, None, "app=web", "default")] == ["web-a", "web-b"]
+        assert resolve_pods(db, None, "app=none", "default") == []
+        dep = db.put_object("Deployment", "default", "web", {"kind": "Deployment"}, 0)
+        c = db.add_pod("default", "web-x", _pod("web-x", {}), 5.0, "Deployment", "web", dep.uid)
+        d = db.add_pod("default", "web-y", _pod("web-y", {}), 4.0, "Deployment", "web", dep.uid)
+        db.bind_pod(c.uid, "h1", None)
+        # a placed pod first, then the oldest
+        assert [r.name for r in resolve_pods(db, "deployment/web", None, "default")] == ["web-x"]
+        db.bind_pod(d.uid, "h1", None)
+        assert [r.name for r in resolve_pods(db, "deploy/web", None, "default")] == ["web-y"]
+        with pytest.raises(UsageError, match="not found"):
+            resolve_pods(db, "job/web", None, "default")
+        with pytest.raises(UsageError, match="not both"):
+            resolve_pods(db, "web-a", "app=web", "default")
+        rows = resolve_pods(db, "pod/web-a", None, "default")
+        db.add_ephemeral(b.uid, {"name": "dbg", "image": "busybox"}, lambda r: None)
+        rows = resolve_pods(db, "web-a", None, "default")
+        assert [(s.container, s.kind) for s in sources_for(rows, None, True)] == [
+            ("main", ""), ("side", ""), ("dbg", "ephem")]
+        assert sources_for(rows, "dbg", False)[0].dir.endswith(f"/pods/{b.uid}/ephemeral/dbg")
+        assert sources_for(rows, None, False)[0].dir.endswith(f"/pods/{b.uid}/containers/main")
+        with pytest.raises(UsageError, match=r"container nope is not valid .*dbg \(ephem\)"):
+            sources_for(rows, "nope", False)
