@@ -208,13 +208,15 @@ umount_below() {
 
 # shareProcessNamespace: the pod's one PID namespace is held by a "pause" process, its
 # PID 1 (a namespace whose init died takes no new process). It reaps the orphans the
-# containers leave (a bash `wait` reaps any child) and lives in the pod's cgroup, so the
-# pod's teardown kills it and, with it, every process of the namespace.
+# containers leave (a bash `wait` reaps any child) and lives in a child cgroup of the
+# pod's ("_pause": no container name has a "_"; cgroup v2 allows processes in leaves
+# only), so the pod's teardown kills it and, with it, every process of the namespace.
 pause_start() {
   local uid=$1 r="$PODCTL_RUN/pods/$1"
   rm -f "$r/pause.pid"
+  cg_create "$uid/_pause"
   (
-    cg_join "$uid"
+    cg_join "$uid/_pause"
     # shellcheck disable=SC2016  # expanded by the pause's own bash
     exec setsid -f unshare --pid --fork -- /bin/bash -c \
       'read -r p _ </proc/self/stat; echo "$p" >"$1/pause.pid.tmp"; mv -f "$1/pause.pid.tmp" "$1/pause.pid"
@@ -556,13 +558,15 @@ umount_below() {
 
 # shareProcessNamespace: the pod'"'"'s one PID namespace is held by a "pause" process, its
 # PID 1 (a namespace whose init died takes no new process). It reaps the orphans the
-# containers leave (a bash `wait` reaps any child) and lives in the pod'"'"'s cgroup, so the
-# pod'"'"'s teardown kills it and, with it, every process of the namespace.
+# containers leave (a bash `wait` reaps any child) and lives in a child cgroup of the
+# pod'"'"'s ("_pause": no container name has a "_"; cgroup v2 allows processes in leaves
+# only), so the pod'"'"'s teardown kills it and, with it, every process of the namespace.
 pause_start() {
   local uid=$1 r="$PODCTL_RUN/pods/$1"
   rm -f "$r/pause.pid"
+  cg_create "$uid/_pause"
   (
-    cg_join "$uid"
+    cg_join "$uid/_pause"
     # shellcheck disable=SC2016  # expanded by the pause'"'"'s own bash
     exec setsid -f unshare --pid --fork -- /bin/bash -c \
       '"'"'read -r p _ </proc/self/stat; echo "$p" >"$1/pause.pid.tmp"; mv -f "$1/pause.pid.tmp" "$1/pause.pid"
@@ -935,13 +939,15 @@ umount_below() {
 
 # shareProcessNamespace: the pod'"'"'s one PID namespace is held by a "pause" process, its
 # PID 1 (a namespace whose init died takes no new process). It reaps the orphans the
-# containers leave (a bash `wait` reaps any child) and lives in the pod'"'"'s cgroup, so the
-# pod'"'"'s teardown kills it and, with it, every process of the namespace.
+# containers leave (a bash `wait` reaps any child) and lives in a child cgroup of the
+# pod'"'"'s ("_pause": no container name has a "_"; cgroup v2 allows processes in leaves
+# only), so the pod'"'"'s teardown kills it and, with it, every process of the namespace.
 pause_start() {
   local uid=$1 r="$PODCTL_RUN/pods/$1"
   rm -f "$r/pause.pid"
+  cg_create "$uid/_pause"
   (
-    cg_join "$uid"
+    cg_join "$uid/_pause"
     # shellcheck disable=SC2016  # expanded by the pause'"'"'s own bash
     exec setsid -f unshare --pid --fork -- /bin/bash -c \
       '"'"'read -r p _ </proc/self/stat; echo "$p" >"$1/pause.pid.tmp"; mv -f "$1/pause.pid.tmp" "$1/pause.pid"
@@ -1270,13 +1276,15 @@ umount_below() {
 
 # shareProcessNamespace: the pod'"'"'s one PID namespace is held by a "pause" process, its
 # PID 1 (a namespace whose init died takes no new process). It reaps the orphans the
-# containers leave (a bash `wait` reaps any child) and lives in the pod'"'"'s cgroup, so the
-# pod'"'"'s teardown kills it and, with it, every process of the namespace.
+# containers leave (a bash `wait` reaps any child) and lives in a child cgroup of the
+# pod'"'"'s ("_pause": no container name has a "_"; cgroup v2 allows processes in leaves
+# only), so the pod'"'"'s teardown kills it and, with it, every process of the namespace.
 pause_start() {
   local uid=$1 r="$PODCTL_RUN/pods/$1"
   rm -f "$r/pause.pid"
+  cg_create "$uid/_pause"
   (
-    cg_join "$uid"
+    cg_join "$uid/_pause"
     # shellcheck disable=SC2016  # expanded by the pause'"'"'s own bash
     exec setsid -f unshare --pid --fork -- /bin/bash -c \
       '"'"'read -r p _ </proc/self/stat; echo "$p" >"$1/pause.pid.tmp"; mv -f "$1/pause.pid.tmp" "$1/pause.pid"
