@@ -15,7 +15,7 @@ import string
 from typing import Any, Mapping, Sequence
 
 from .errors import UsageError
-from .manifests import dns1123_label_problem, image_problem, no_nul_problem
+from .manifests import default_pull_policy, dns1123_label_problem, image_problem, no_nul_problem
 from .model import Container, EnvVar, Pod
 
 PULL_POLICIES = ("Always", "IfNotPresent", "Never")
@@ -47,8 +47,7 @@ def build_spec(name: str, image: str, command: Sequence[str], target: str | None
     doc: dict[str, Any] = {"name": name, "image": image}
     if command:
         doc["command"] = list(command)
-    doc["imagePullPolicy"] = pull_policy or ("Always" if image.endswith(":latest") or ":" not in image.rsplit("/", 1)[-1]
-                                             else "IfNotPresent")
+    doc["imagePullPolicy"] = pull_policy or default_pull_policy(image)
     doc["terminationMessagePolicy"] = "File"
     if target:
         doc["targetContainerName"] = target
