@@ -159,16 +159,49 @@ def hosts(ctx: Ctx, output: str | None) -> None:
 
 
 @main_group.command()
-@click.argument("pod")
+@click.argument("target", required=False)
 @click.option("-c", "--container")
+@click.option("-l", "--selector", help="Pods with these labels (app=x,tier in (a,b)); lines merged in time order.")
 @click.option("-f", "--follow", is_flag=True)
 @click.option("-p", "--previous", is_flag=True, help="The previous (restarted) instance's log.")
+@click.option("--timestamps", is_flag=True, help="Each line's time (RFC3339) before it.")
 @click.option("--tail", type=int, default=-1, help="Lines from the end (-1: all).")
+@click.option("--since", help="Only lines newer than this duration (5s, 2m, 3h).")
+@click.option("--all-containers", is_flag=True, help="Every container of the pod(s), init and ephemeral too.")
+@click.option("--prefix/--no-prefix", default=None, help="[pod/NAME/CONTAINER] before each line (default: with -l).")
+@click.option("--max-log-requests", type=int, default=5, show_default=True,
+              help="Concurrent log streams (with -l).")
 @click.option("-n", "--namespace", default="default", show_default=True)
 @pass_ctx
-def logs(ctx: Ctx, pod: str, container: str | None, follow: bool, previous: bool, tail: int, namespace: str) -> None:
-    """Print a container's log."""
-    sys.exit(commands.logs(ctx.config, pod, namespace, container, follow, previous, tail))
+def logs(ctx: Ctx, target: str | None, container: str | None, selector: str | None, follow: bool, previous: bool,
+         timestamps: bool, tail: int, since: str | None, all_containers: bool, prefix: bool | None,
+         max_log_requests: int, namespace: str) -> None:
+    """Print container logs: `logs POD|TYPE/NAME [-c C]` or `logs -l app=x`."""
+    from .logfetch import logs as fetch_logs
+
+    sys.exit(fetch_logs(ctx.config, target, namespace, container, selector=selector, follow=follow,
+                        previous=previous, timestamps=timestamps, tail=tail, since=since,
+                        all_containers=all_containers, prefix=prefix, max_log_requests=max_log_requests))
+
+
+@main_group.command(context_settings={"ignore_unknown_options": True})
+@click.argument("pod")
+@click.option("--image", required=True, help="The debug container's image (from `podctl image ls`).")
+@click.option("--target", help="Share this container's process namespace.")
+@click.option("-c", "--container", "name", help="The debug container's name (default debugger-xxxxx).")
+@click.option("-i", "--stdin", "interactive", is_flag=True, help="Attach: pass stdin, wait for the container.")
+@click.option("-t", "--tty", is_flag=True, help="Accepted for kubectl habits; no tty is allocated.")
+@click.option("--image-pull-policy", type=click.Choice(["Always", "IfNotPresent", "Never"]), default=None)
+@click.option("-n", "--namespace", default="default", show_default=True)
+@click.argument("command", nargs=-1, type=click.UNPROCESSED)
+@pass_ctx
+def debug(ctx: Ctx, pod: str, image: str, target: str | None, name: str | None, interactive: bool, tty: bool,
+          image_pull_policy: str | None, namespace: str, command: tuple[str, ...]) -> None:
+    """Add an ephemeral container to a running pod: `debug POD --image IMG [--target C] [-i] -- CMD`."""
+    from .debug import debug as run_debug
+
+    sys.exit(run_debug(ctx.config, pod, namespace, image, target, name, interactive, tty, image_pull_policy,
+                       list(command)))
 
 
 @main_group.command(name="exec", context_settings={"ignore_unknown_options": True})

@@ -25,6 +25,7 @@ from .image_puller import waiting_for_pods
 from .manifests import load_manifests
 from .model import Manifest, Pod
 from .quantity import display_memory, format_cpu, format_memory
+from .ephemeral import describe_lines as ephemeral_lines
 from .store import Store
 from .views import POD_HEADERS, POD_WIDE_HEADERS, age, pod_object, pod_row_columns
 from .workloads.common import from_store, template_hash
@@ -446,6 +447,7 @@ def describe_pod(config: Config, name: str, namespace: str) -> int:
             out.append(f"    Limits:         cpu={format_cpu(c.limits.cpu_m or 0)} memory={format_memory(c.limits.memory or 0)}")
         if c.requests.cpu_m or c.requests.memory:
             out.append(f"    Requests:       cpu={format_cpu(c.requests.cpu_m or 0)} memory={format_memory(c.requests.memory or 0)}")
+    out += ephemeral_lines(spec.get("ephemeralContainers") or [], st.get("ephemeralContainerStatuses") or [])
     out.append("Conditions:")
     out += [f"  {c['type']:<16}{c['status']}" for c in st["conditions"]]
     out.append("Events:")
@@ -520,14 +522,6 @@ def _locate(config: Config, pod: str, namespace: str, container: str | None):
     if not row.node:
         raise UsageError(f"pod {pod} is not scheduled to a host yet")
     return inventory, inventory.get(row.node), row, container
-
-
-def logs(config: Config, pod: str, namespace: str, container: str | None, follow: bool,
-         previous: bool, tail: int) -> int:
-    from .remote import stream_logs
-
-    inventory, host, row, container = _locate(config, pod, namespace, container)
-    return asyncio.run(stream_logs(config, inventory, host, row.uid, container, follow, previous, tail))
 
 
 def exec_in(config: Config, pod: str, namespace: str, container: str | None, command: list[str],

@@ -131,7 +131,9 @@ OBJECT_FIELDS: dict[str, dict[str, Rule]] = {
         "schedulerName": NoOp(("default-scheduler",), "podctl's scheduler is the only one"),
         "enableServiceLinks": NoOp((True, False), "podctl has no Services, so there are "
                                    "no service variables to inject"),
-        **dict.fromkeys(("hostNetwork", "hostPID", "hostIPC", "shareProcessNamespace"),
+        "shareProcessNamespace": Supported("true or false (default): true puts all the pod's "
+                                           "containers in one PID namespace"),
+        **dict.fromkeys(("hostNetwork", "hostPID", "hostIPC"),
                         NoOp((False,), "the default: each pod gets its own namespaces")),
         "securityContext": NoOp(({},), "an empty securityContext asks for nothing"),
         "tolerations": Supported("key, operator, value, effect, tolerationSeconds, as "
@@ -756,7 +758,18 @@ def _pod_spec(ctx: _Ctx, value: Any, path: FieldPath) -> PodSpec:
         termination_grace_period_seconds=30 if grace is None else grace,
         node_name=node_name,
         node_selector=pairs(selector),
+        share_process_namespace=_bool(ctx, spec.get("shareProcessNamespace"),
+                                      path + ("shareProcessNamespace",)),
     )
+
+
+def _bool(ctx: _Ctx, value: Any, path: FieldPath) -> bool:
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        ctx.error(path, f"expected true or false, got {_describe(value)}")
+        return False
+    return value
 
 
 def _unique(ctx: _Ctx, seen: dict, key: Any, path: FieldPath, what: str) -> None:
@@ -974,6 +987,8 @@ def pod_to_k8s(pod: Pod) -> dict:
         spec["nodeName"] = pod.spec.node_name
     if pod.spec.node_selector:
         spec["nodeSelector"] = dict(pod.spec.node_selector)
+    if pod.spec.share_process_namespace:
+        spec["shareProcessNamespace"] = True
     return {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": spec}
 
 

@@ -195,6 +195,7 @@ class PodSpec:
     termination_grace_period_seconds: int = 30
     node_name: str | None = None
     node_selector: Pairs = ()
+    share_process_namespace: bool = False  # one PID namespace for all the pod's containers
 
     def requests(self) -> Resources:
         """The pod's total request: the sum over app containers (0 where unset)."""

@@ -1,4 +1,4 @@
-"""Interactive remote verbs that stream: `podctl logs [-f]` and `podctl exec`.
+"""Interactive remote verbs that stream: `podctl exec`, `podctl debug -i` (logs: logfetch.py).
 
 They use the transport's verified connection but stream stdout/stderr as they come
 (a follow or a long command must not be buffered until it ends).
@@ -43,38 +43,32 @@ async def stream_script(config: Config, inventory: Inventory, host: Host, script
                         interactive: bool = False) -> int:
     """Run `script` on `host`, copying its output live; returns its exit status."""
     async with open_transport(config, inventory) as transport:
-        try:
-            conn = await transport.connection(host)
-        except ConnectFailed as exc:
-            raise TransportError(f"{host.name}: {exc}") from exc
-        process = await conn.create_process(remote_command_line(host), encoding=None)
-        process.stdin.write(wrap_script(script))
-        feeder = None
-        if interactive:
-            feeder = asyncio.create_task(_feed_stdin(process))
-        else:
-            process.stdin.write_eof()
-        try:
-            await asyncio.gather(_pump(process.stdout, sys.stdout.buffer),
-                                 _pump(process.stderr, sys.stderr.buffer))
-            await process.wait_closed()
-        finally:
-            if feeder is not None:
-                feeder.cancel()
-        if process.exit_status is None:
-            return 2 if process.exit_signal is None else 128 + 9
-        return process.exit_status
+        return await stream_on(transport, host, script, interactive)
 
 
-async def stream_logs(config: Config, inventory: Inventory, host: Host, uid: str, container: str, follow: bool,
-                      previous: bool, tail: int) -> int:
-    script = render("logs.sh.j2", uid=uid, container=container,
-                    file="log.previous" if previous else "log",
-                    tail="+1" if tail < 0 else str(tail), follow="yes" if follow else "no")
+async def stream_on(transport, host: Host, script: str, interactive: bool = False) -> int:
+    """stream_script over an open transport (a verb that also probes or pushes first)."""
     try:
-        return await stream_script(config, inventory, host, script)
-    except asyncio.CancelledError:
-        return 130
+        conn = await transport.connection(host)
+    except ConnectFailed as exc:
+        raise TransportError(f"{host.name}: {exc}") from exc
+    process = await conn.create_process(remote_command_line(host), encoding=None)
+    process.stdin.write(wrap_script(script))
+    feeder = None
+    if interactive:
+        feeder = asyncio.create_task(_feed_stdin(process))
+    else:
+        process.stdin.write_eof()
+    try:
+        await asyncio.gather(_pump(process.stdout, sys.stdout.buffer),
+                             _pump(process.stderr, sys.stderr.buffer))
+        await process.wait_closed()
+    finally:
+        if feeder is not None:
+            feeder.cancel()
+    if process.exit_status is None:
+        return 2 if process.exit_signal is None else 128 + 9
+    return process.exit_status
 
 
 async def exec_command(config: Config, inventory: Inventory, host: Host, uid: str, container: str, command: list[str],

@@ -157,7 +157,8 @@ def pod_context(pod: Pod, uid: str, images: Mapping[str, ImageConfig], net: Netw
     volumes = _volume_sources(pod, uid)
     pod_ctx = {"uid": uid, "restart_policy": pod.spec.restart_policy,
                "grace": pod.spec.termination_grace_period_seconds,
-               "container_names": [c.name for c in pod.spec.containers]}
+               "container_names": [c.name for c in pod.spec.containers],
+               "share_pid": bool(getattr(pod.spec, "share_process_namespace", False))}
     containers = []
     for c in pod.spec.containers:
         ctx = _container_context(pod, uid, c, images[c.image], volumes)

@@ -79,6 +79,9 @@ MIGRATIONS: list[Migration] = [
         "CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL)",
         "INSERT INTO meta (key, value) VALUES ('epoch', 0)",
     ),
+    # v4: a pod's ephemeral containers (`podctl debug`): added to a running pod, not
+    # part of its immutable spec (re-applying the manifest leaves them alone).
+    ("ALTER TABLE pods ADD COLUMN ephemeral TEXT",),
 ]
 
 # ---------------------------------------------------------------- rows
@@ -112,6 +115,7 @@ class PodRow:
     deletion_requested_at: float | None
     observed: dict | None
     observed_at: float | None
+    ephemeral: list | None = None  # ephemeralContainers[] specs, oldest first
 
     @property
     def deleting(self) -> bool:
@@ -147,6 +151,9 @@ class EventRow:
     namespace: str
     name: str
     uid: str | None
+
+
+_POD_JSON = ("spec", "observed", "ephemeral")
 
 
 def _dumps(doc: Any) -> str:
@@ -398,11 +405,11 @@ class Store:
             " ORDER BY deletion_requested_at IS NOT NULL, created_at DESC, uid LIMIT 1",
             (namespace, name),
         )
-        return _row(PodRow, r, ("spec", "observed"))
+        return _row(PodRow, r, _POD_JSON)
 
     def get_pod_by_uid(self, uid: str) -> PodRow | None:
         r = self._one("SELECT * FROM pods WHERE uid = ?", (uid,))
-        return _row(PodRow, r, ("spec", "observed"))
+        return _row(PodRow, r, _POD_JSON)
 
     def list_pods(
         self,
@@ -415,7 +422,7 @@ class Store:
         if not include_deleting:
             where += (" AND" if where else " WHERE") + " deletion_requested_at IS NULL"
         rows = self._all(f"SELECT * FROM pods{where} ORDER BY namespace, name, created_at, uid", args)
-        return [_row(PodRow, r, ("spec", "observed")) for r in rows]
+        return [_row(PodRow, r, _POD_JSON) for r in rows]
 
     def _update_pod(self, uid: str, assignments: str, args: tuple) -> PodRow:
         with self.transaction():
@@ -449,6 +456,16 @@ class Store:
     def forget_pod(self, uid: str) -> bool:
         with self.transaction():
             return self._conn.execute("DELETE FROM pods WHERE uid = ?", (uid,)).rowcount > 0
+
+    def add_ephemeral(self, uid: str, container: dict, check: Callable[[PodRow], None]) -> PodRow:
+        """Append an ephemeral container to a live pod. `check(row)` sees the pod as it
+        is inside the transaction (names unique, pod not being deleted) and raises to refuse."""
+        with self.transaction():
+            row = self.get_pod_by_uid(uid)
+            if row is None or row.deleting:
+                raise StoreError(f"pod {uid} does not exist or is being deleted")
+            check(row)
+            return self._update_pod(uid, "ephemeral = ?", (_dumps([*(row.ephemeral or []), container]),))
 
     def record_observed(self, uid: str, status: dict, now: float) -> PodRow:
         """The last status a probe saw (phase, containerStatuses, host...)."""

@@ -7,6 +7,7 @@ from datetime import datetime, timezone
 
 from .manifests import pod_to_k8s
 from .model import Pod
+from .ephemeral import statuses as ephemeral_statuses
 from .probe import HostSnapshot
 from .status import container_statuses, display_status, pod_phase, summarize_ready
 from .store import PodRow
@@ -73,6 +74,11 @@ def pod_object(row: PodRow, pod: Pod, snap: HostSnapshot | None, host_ip: str | 
                                         "uid": row.owner_uid, "controller": True}]
     status = {"phase": phase, "conditions": conditions, "containerStatuses": statuses,
               "qosClass": qos_class(pod)}
+    ephemeral = getattr(row, "ephemeral", None) or []
+    if ephemeral:
+        body["spec"]["ephemeralContainers"] = [dict(e) for e in ephemeral]
+        seen = None if observed is None else list(observed.status.get("ephemeral") or [])
+        status["ephemeralContainerStatuses"] = ephemeral_statuses(ephemeral, seen, {})
     if reason:
         status["reason"] = reason
     if row.pod_ip:

@@ -385,8 +385,8 @@ ERROR_CASES = [
     ("schedulerName", {"spec.schedulerName": "mine"}, "spec.schedulerName",
      [NOT_YET, '"default-scheduler"']),
     ("hostNetwork", {"spec.hostNetwork": True}, "spec.hostNetwork", [NOT_YET, "accepted: false"]),
-    ("shareProcessNamespace", {"spec.shareProcessNamespace": True}, "spec.shareProcessNamespace",
-     [NOT_YET]),
+    ("shareProcessNamespace", {"spec.shareProcessNamespace": "yes"}, "spec.shareProcessNamespace",
+     ["expected true or false"]),
     ("pod-securityContext", {"spec.securityContext": {"runAsUser": 1000}},
      "spec.securityContext", [NOT_YET, "accepted: {}"]),
     ("spec-typo", {"spec.restartpolicy": "Never"}, "spec.restartpolicy",
@@ -580,7 +580,7 @@ def test_every_not_yet_field_is_an_error_naming_it(obj, name):
 
 @pytest.mark.parametrize("name", [  # affinity, topologySpreadConstraints: test_scheduling_fields
     "initContainers", "ephemeralContainers", "hostNetwork",
-    "shareProcessNamespace", "serviceAccountName", "imagePullSecrets", "securityContext",
+    "serviceAccountName", "imagePullSecrets", "securityContext",
 ])
 def test_brief_listed_pod_fields_are_not_yet(name):
     assert ("PodSpec", name) in NOT_YET_FIELDS or isinstance(OBJECT_FIELDS["PodSpec"][name], NoOp)

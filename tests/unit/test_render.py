@@ -115,6 +115,13 @@ spec:
 """
 
 
+def _debug_script(pod) -> str:
+    from orchestrator.ephemeral import build_spec, debug_script
+
+    doc = build_spec("debugger-x1y2z", "busybox", ["sh", "-c", "ps; echo '$(no)'"], "app", False, False, None)
+    return debug_script(pod, UID, doc, IMAGE, interactive=False)
+
+
 def _golden_scripts() -> dict[str, str]:
     pod = parse_documents(POD, "golden.yaml")[0].obj
     ctx = pod_context(pod, UID, {"busybox": IMAGE}, Network("10.244.1.7", "10.244.1.0/24"))
@@ -128,7 +135,9 @@ def _golden_scripts() -> dict[str, str]:
         "probe.sh": probe_script(),
         "image_push.sh": push_script("ab" * 32, 1234),
         "exec.sh": r("exec.sh.j2", uid=UID, container="app", command=["sh", "-c", "echo $HOSTNAME"], interactive=False),
-        "logs.sh": r("logs.sh.j2", uid=UID, container="app", file="log", tail="+1", follow="no"),
+        "logs.sh": r("logs.sh.j2", dir=f"/var/lib/podctl/pods/{UID}/containers/app", file="log", tail="+1",
+                     follow="yes"),
+        "debug.sh": _debug_script(pod),
     }
 
 

@@ -206,6 +206,47 @@ umount_below() {
   done < <(awk -v d="$dir" '$5 == d || index($5, d "/") == 1 { print $5 }' /proc/self/mountinfo | sort -r)
 }
 
+# shareProcessNamespace: the pod's one PID namespace is held by a "pause" process, its
+# PID 1 (a namespace whose init died takes no new process). It reaps the orphans the
+# containers leave (a bash `wait` reaps any child) and lives in a child cgroup of the
+# pod's ("_pause": no container name has a "_"; cgroup v2 allows processes in leaves
+# only), so the pod's teardown kills it and, with it, every process of the namespace.
+pause_start() {
+  local uid=$1 r="$PODCTL_RUN/pods/$1"
+  rm -f "$r/pause.pid"
+  cg_create "$uid/_pause"
+  (
+    cg_join "$uid/_pause"
+    # shellcheck disable=SC2016  # expanded by the pause's own bash
+    exec setsid -f unshare --pid --fork -- /bin/bash -c \
+      'read -r p _ </proc/self/stat; echo "$p" >"$1/pause.pid.tmp"; mv -f "$1/pause.pid.tmp" "$1/pause.pid"
+       exec </dev/null >/dev/null 2>&1
+       while :; do sleep 3600 & wait; done' podctl-pause "$r" "$uid" </dev/null >/dev/null 2>&1
+  )
+  for _ in $(seq 1 500); do [ ! -e "$r/pause.pid" ] || return 0; nap_s 0.01; done
+  echo "podctl: the pod's pause process did not start" >&2
+  return 1
+}
+
+# The command that puts a container's start script into the pod: nsenter into the
+# pod's net/ipc/uts namespaces, then its own mount namespace and either the pod's
+# shared PID namespace (a pause process holds it) or, by default, its own. A second
+# argument names a PID namespace to join instead (an ephemeral container's target).
+# Sets PODNS_ARGV.
+pod_ns_argv() {
+  local r=$1 pidns=${2:-} pause=""
+  PODNS_ARGV=(nsenter --net="$r/ns/net" --ipc="$r/ns/ipc" --uts="$r/ns/uts")
+  if [ -z "$pidns" ] && [ -e "$r/pause.pid" ]; then
+    read -r pause <"$r/pause.pid" || true
+    pidns="/proc/$pause/ns/pid"
+  fi
+  if [ -n "$pidns" ]; then
+    PODNS_ARGV+=(--pid="$pidns" -- unshare --mount --propagation private --)
+  else
+    PODNS_ARGV+=(-- unshare --mount --pid --fork --propagation private --)
+  fi
+}
+
 # Remove every trace of a pod on this host: processes, mounts, namespaces, veth,
 # cgroups, directories. Safe to run on a pod that is half made or already gone.
 pod_teardown() {
@@ -515,6 +556,47 @@ umount_below() {
   done < <(awk -v d="$dir" '"'"'$5 == d || index($5, d "/") == 1 { print $5 }'"'"' /proc/self/mountinfo | sort -r)
 }
 
+# shareProcessNamespace: the pod'"'"'s one PID namespace is held by a "pause" process, its
+# PID 1 (a namespace whose init died takes no new process). It reaps the orphans the
+# containers leave (a bash `wait` reaps any child) and lives in a child cgroup of the
+# pod'"'"'s ("_pause": no container name has a "_"; cgroup v2 allows processes in leaves
+# only), so the pod'"'"'s teardown kills it and, with it, every process of the namespace.
+pause_start() {
+  local uid=$1 r="$PODCTL_RUN/pods/$1"
+  rm -f "$r/pause.pid"
+  cg_create "$uid/_pause"
+  (
+    cg_join "$uid/_pause"
+    # shellcheck disable=SC2016  # expanded by the pause'"'"'s own bash
+    exec setsid -f unshare --pid --fork -- /bin/bash -c \
+      '"'"'read -r p _ </proc/self/stat; echo "$p" >"$1/pause.pid.tmp"; mv -f "$1/pause.pid.tmp" "$1/pause.pid"
+       exec </dev/null >/dev/null 2>&1
+       while :; do sleep 3600 & wait; done'"'"' podctl-pause "$r" "$uid" </dev/null >/dev/null 2>&1
+  )
+  for _ in $(seq 1 500); do [ ! -e "$r/pause.pid" ] || return 0; nap_s 0.01; done
+  echo "podctl: the pod'"'"'s pause process did not start" >&2
+  return 1
+}
+
+# The command that puts a container'"'"'s start script into the pod: nsenter into the
+# pod'"'"'s net/ipc/uts namespaces, then its own mount namespace and either the pod'"'"'s
+# shared PID namespace (a pause process holds it) or, by default, its own. A second
+# argument names a PID namespace to join instead (an ephemeral container'"'"'s target).
+# Sets PODNS_ARGV.
+pod_ns_argv() {
+  local r=$1 pidns=${2:-} pause=""
+  PODNS_ARGV=(nsenter --net="$r/ns/net" --ipc="$r/ns/ipc" --uts="$r/ns/uts")
+  if [ -z "$pidns" ] && [ -e "$r/pause.pid" ]; then
+    read -r pause <"$r/pause.pid" || true
+    pidns="/proc/$pause/ns/pid"
+  fi
+  if [ -n "$pidns" ]; then
+    PODNS_ARGV+=(--pid="$pidns" -- unshare --mount --propagation private --)
+  else
+    PODNS_ARGV+=(-- unshare --mount --pid --fork --propagation private --)
+  fi
+}
+
 # Remove every trace of a pod on this host: processes, mounts, namespaces, veth,
 # cgroups, directories. Safe to run on a pod that is half made or already gone.
 pod_teardown() {
@@ -575,9 +657,8 @@ run_container() {
     oom_before=$(cg_oom_kills "$POD_UID/$name")
     started_s=$SECONDS
     # start.sh records the running state itself, right before it execs the command.
-    nsenter --net="$R/ns/net" --ipc="$R/ns/ipc" --uts="$R/ns/uts" -- \
-      unshare --mount --pid --fork --propagation private -- \
-      /bin/bash "$C/start.sh" "$restarts" "$last" </dev/null >"$C/log" 2>&1 &
+    pod_ns_argv "$R"
+    "${PODNS_ARGV[@]}" /bin/bash "$C/start.sh" "$restarts" "$last" </dev/null >"$C/log" 2>&1 &
     pid=$!
     code=0
     wait "$pid" || code=$?
@@ -856,6 +937,47 @@ umount_below() {
   done < <(awk -v d="$dir" '"'"'$5 == d || index($5, d "/") == 1 { print $5 }'"'"' /proc/self/mountinfo | sort -r)
 }
 
+# shareProcessNamespace: the pod'"'"'s one PID namespace is held by a "pause" process, its
+# PID 1 (a namespace whose init died takes no new process). It reaps the orphans the
+# containers leave (a bash `wait` reaps any child) and lives in a child cgroup of the
+# pod'"'"'s ("_pause": no container name has a "_"; cgroup v2 allows processes in leaves
+# only), so the pod'"'"'s teardown kills it and, with it, every process of the namespace.
+pause_start() {
+  local uid=$1 r="$PODCTL_RUN/pods/$1"
+  rm -f "$r/pause.pid"
+  cg_create "$uid/_pause"
+  (
+    cg_join "$uid/_pause"
+    # shellcheck disable=SC2016  # expanded by the pause'"'"'s own bash
+    exec setsid -f unshare --pid --fork -- /bin/bash -c \
+      '"'"'read -r p _ </proc/self/stat; echo "$p" >"$1/pause.pid.tmp"; mv -f "$1/pause.pid.tmp" "$1/pause.pid"
+       exec </dev/null >/dev/null 2>&1
+       while :; do sleep 3600 & wait; done'"'"' podctl-pause "$r" "$uid" </dev/null >/dev/null 2>&1
+  )
+  for _ in $(seq 1 500); do [ ! -e "$r/pause.pid" ] || return 0; nap_s 0.01; done
+  echo "podctl: the pod'"'"'s pause process did not start" >&2
+  return 1
+}
+
+# The command that puts a container'"'"'s start script into the pod: nsenter into the
+# pod'"'"'s net/ipc/uts namespaces, then its own mount namespace and either the pod'"'"'s
+# shared PID namespace (a pause process holds it) or, by default, its own. A second
+# argument names a PID namespace to join instead (an ephemeral container'"'"'s target).
+# Sets PODNS_ARGV.
+pod_ns_argv() {
+  local r=$1 pidns=${2:-} pause=""
+  PODNS_ARGV=(nsenter --net="$r/ns/net" --ipc="$r/ns/ipc" --uts="$r/ns/uts")
+  if [ -z "$pidns" ] && [ -e "$r/pause.pid" ]; then
+    read -r pause <"$r/pause.pid" || true
+    pidns="/proc/$pause/ns/pid"
+  fi
+  if [ -n "$pidns" ]; then
+    PODNS_ARGV+=(--pid="$pidns" -- unshare --mount --propagation private --)
+  else
+    PODNS_ARGV+=(-- unshare --mount --pid --fork --propagation private --)
+  fi
+}
+
 # Remove every trace of a pod on this host: processes, mounts, namespaces, veth,
 # cgroups, directories. Safe to run on a pod that is half made or already gone.
 pod_teardown() {
@@ -886,7 +1008,7 @@ MOUNT_RO=(rw ro)
 CAPS=-all,+chown,+dac_override,+fowner,+fsetid,+kill,+setgid,+setuid,+setpcap,+net_bind_service,+net_raw,+sys_chroot,+mknod,+audit_write,+setfcap
 P="$PODCTL_STATE/pods/$POD_UID"
 R="$PODCTL_RUN/pods/$POD_UID"
-C="$P/containers/$NAME"
+C=/var/lib/podctl/pods/0d6f2a4e-1b7c-4c2d-9e3f-5a6b7c8d9e0f/containers/app
 ROOT="$C/rootfs"
 
 RESTARTS=$1
@@ -1152,6 +1274,47 @@ umount_below() {
   done < <(awk -v d="$dir" '"'"'$5 == d || index($5, d "/") == 1 { print $5 }'"'"' /proc/self/mountinfo | sort -r)
 }
 
+# shareProcessNamespace: the pod'"'"'s one PID namespace is held by a "pause" process, its
+# PID 1 (a namespace whose init died takes no new process). It reaps the orphans the
+# containers leave (a bash `wait` reaps any child) and lives in a child cgroup of the
+# pod'"'"'s ("_pause": no container name has a "_"; cgroup v2 allows processes in leaves
+# only), so the pod'"'"'s teardown kills it and, with it, every process of the namespace.
+pause_start() {
+  local uid=$1 r="$PODCTL_RUN/pods/$1"
+  rm -f "$r/pause.pid"
+  cg_create "$uid/_pause"
+  (
+    cg_join "$uid/_pause"
+    # shellcheck disable=SC2016  # expanded by the pause'"'"'s own bash
+    exec setsid -f unshare --pid --fork -- /bin/bash -c \
+      '"'"'read -r p _ </proc/self/stat; echo "$p" >"$1/pause.pid.tmp"; mv -f "$1/pause.pid.tmp" "$1/pause.pid"
+       exec </dev/null >/dev/null 2>&1
+       while :; do sleep 3600 & wait; done'"'"' podctl-pause "$r" "$uid" </dev/null >/dev/null 2>&1
+  )
+  for _ in $(seq 1 500); do [ ! -e "$r/pause.pid" ] || return 0; nap_s 0.01; done
+  echo "podctl: the pod'"'"'s pause process did not start" >&2
+  return 1
+}
+
+# The command that puts a container'"'"'s start script into the pod: nsenter into the
+# pod'"'"'s net/ipc/uts namespaces, then its own mount namespace and either the pod'"'"'s
+# shared PID namespace (a pause process holds it) or, by default, its own. A second
+# argument names a PID namespace to join instead (an ephemeral container'"'"'s target).
+# Sets PODNS_ARGV.
+pod_ns_argv() {
+  local r=$1 pidns=${2:-} pause=""
+  PODNS_ARGV=(nsenter --net="$r/ns/net" --ipc="$r/ns/ipc" --uts="$r/ns/uts")
+  if [ -z "$pidns" ] && [ -e "$r/pause.pid" ]; then
+    read -r pause <"$r/pause.pid" || true
+    pidns="/proc/$pause/ns/pid"
+  fi
+  if [ -n "$pidns" ]; then
+    PODNS_ARGV+=(--pid="$pidns" -- unshare --mount --propagation private --)
+  else
+    PODNS_ARGV+=(-- unshare --mount --pid --fork --propagation private --)
+  fi
+}
+
 # Remove every trace of a pod on this host: processes, mounts, namespaces, veth,
 # cgroups, directories. Safe to run on a pod that is half made or already gone.
 pod_teardown() {
@@ -1182,7 +1345,7 @@ MOUNT_RO=(rw rw)
 CAPS=-all,+chown,+dac_override,+fowner,+fsetid,+kill,+setgid,+setuid,+setpcap,+net_bind_service,+net_raw,+sys_chroot,+mknod,+audit_write,+setfcap
 P="$PODCTL_STATE/pods/$POD_UID"
 R="$PODCTL_RUN/pods/$POD_UID"
-C="$P/containers/$NAME"
+C=/var/lib/podctl/pods/0d6f2a4e-1b7c-4c2d-9e3f-5a6b7c8d9e0f/containers/side
 ROOT="$C/rootfs"
 
 RESTARTS=$1

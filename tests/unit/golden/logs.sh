@@ -1,20 +1,18 @@
 set -euo pipefail
 export LC_ALL=C
-POD_UID=0d6f2a4e-1b7c-4c2d-9e3f-5a6b7c8d9e0f
-NAME=app
+DIR=/var/lib/podctl/pods/0d6f2a4e-1b7c-4c2d-9e3f-5a6b7c8d9e0f/containers/app
 FILE=log
 TAIL=+1
-FOLLOW=no
-f="/var/lib/podctl/pods/$POD_UID/containers/$NAME/$FILE"
+FOLLOW=yes
+f="$DIR/$FILE"
 if [ ! -f "$f" ]; then
-  if [ "$FILE" = log.previous ]; then
-    echo "error: previous terminated container \"$NAME\" not found" >&2
-  else
-    echo "error: container \"$NAME\" has no log yet" >&2
-  fi
-  exit 1
+  if [ "$FILE" = log.previous ]; then exit 4; fi
+  exit 5
 fi
 if [ "$FOLLOW" = yes ]; then
-  exec tail -n "$TAIL" -F "$f" 2>/dev/null
+  size=$(stat -c %s "$f")
+  head -c "$size" "$f" | tail -n "$TAIL"
+  echo "@@podctl-backlog-end"
+  exec tail -c "+$((size + 1))" -F "$f" 2>/dev/null
 fi
 exec tail -n "$TAIL" "$f"

@@ -101,6 +101,16 @@ for uid in "${uids[@]}"; do
     status="$status$sep$line"
     sep=","
   done
+  # Ephemeral containers (`podctl debug`) have their own list, as in Kubernetes.
+  status="$status],\"ephemeral\":["
+  sep=""
+  for f in "$P"/ephemeral/*/state.json; do
+    line=""
+    { read -r line <"$f"; } 2>/dev/null || true
+    [ -n "$line" ] || continue
+    status="$status$sep$line"
+    sep=","
+  done
   status="$status]}"
   # pod.json is one line without a newline at the end; read stops at EOF (status 1).
   meta='{}'
