@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
-from .config import Config, scheduler_settings
+from .config import Config, pod_pids_limit, scheduler_settings
 from .errors import StoreError, UsageError
 from .health import CRON, READY, HealthSettings
 from .host_failures import HostCare, row_pod
@@ -23,7 +23,7 @@ from .executor import HostReport, execute
 from .images import ImageStore
 from .inventory import Inventory, load_inventory
 from .model import Host, ImageConfig, Pod
-from . import failpoints, scheduling
+from . import failpoints, podconfig, scheduling
 from .scheduling import host_capacity  # noqa: F401 (commands.py)
 from .plan import Plan
 from .probe import HostSnapshot, parse_probe
@@ -250,7 +250,9 @@ class Controller:
             notes = workload_notes + notes
             rows = store.list_pods() if not dry_run else rows
             pods = [(row, row_pod(row)) for row in rows]
-            desired, pending = self._desired(pods, images, placements, snaps)
+            objects = podconfig.load_objects(store)
+            desired, pending = self._desired(pods, images, placements, snaps, objects,
+                                             None if dry_run else store, now)
             plan = reconcile(desired, snaps, notes)
             report = RunReport(plan, snaps, placements, pending=pending, workload_changes=changes)
             if dry_run or plan.empty:
@@ -260,8 +262,8 @@ class Controller:
                 return report
             if getattr(self, "on_plan", None):
                 self.on_plan(plan)
-            contexts = self._contexts(plan, pods, images, cidrs)
             hosts = {h.name: h for h in inventory.hosts}
+            contexts = self._contexts(plan, pods, images, cidrs, hosts, snaps, objects, store, now)
             report.hosts = await execute(plan, transport, hosts, contexts, images,
                                          config.command_timeout, on_host_done, epoch=store.next_epoch())
             report.executed = True
@@ -365,26 +367,50 @@ class Controller:
         store.add_event(now, "Warning", "FailedScheduling", message, namespace=row.namespace, name=row.name,
                         uid=row.uid)
 
-    def _desired(self, pods, images: ImageStore, placements: list, snaps):
+    def _desired(self, pods, images: ImageStore, placements: list, snaps, objects=None, store=None,
+                 now: float = 0.0):
         planned = {p.key: p.host for p in placements if p.host}
         desired, pending = [], []
         for row, pod in pods:
             host = row.node or planned.get(row.key) if not row.deleting else row.node
             imgs = pod_images(pod, images)
             digests = None if imgs is None else tuple(sorted({i.digest for i in imgs.values()}))
+            missing = podconfig.problem(pod, row.uid, objects or {}) if not row.deleting else None
+            if missing is not None:
+                digests = None  # not started until the ConfigMap/Secret exists (a later run)
+                if store is not None and host is not None:
+                    self._once(store, row, "Warning", "Failed" if missing.reason != "FailedMount"
+                               else "FailedMount", f"Error: {missing.message}", now)
             desired.append(DesiredPod(row.uid, row.key, host, row.deleting, digests))
             if not row.deleting and (host is None or imgs is None):
                 pending.append(row.key)
         return desired, pending
 
-    def _contexts(self, plan: Plan, pods, images: ImageStore, cidrs) -> dict[str, dict]:
+    @staticmethod
+    def _once(store: Store, row: PodRow, type_: str, reason: str, message: str, now: float) -> None:
+        """An event, unless the pod's latest event of that reason says the same."""
+        last = [e for e in store.list_events(uid=row.uid, limit=20) if e.reason == reason]
+        if last and max(last, key=lambda e: e.id).message == message:
+            return
+        store.add_event(now, type_, reason, message, namespace=row.namespace, name=row.name, uid=row.uid)
+
+    def _contexts(self, plan: Plan, pods, images: ImageStore, cidrs, hosts=None, snaps=None,
+                  objects=None, store=None, now: float = 0.0) -> dict[str, dict]:
         by_uid = {row.uid: (row, pod) for row, pod in pods}
         contexts = {}
+        pids = pod_pids_limit(self.config)
         for a in plan.actions:
             if a.verb == "create":
                 row, pod = by_uid[a.uid]
                 imgs = pod_images(pod, images) or {}
-                contexts[a.uid] = pod_context(pod, row.uid, imgs, Network(row.pod_ip, cidrs[row.node]))
+                host = (hosts or {}).get(row.node)
+                snap = (snaps or {}).get(row.node)
+                facts = podconfig.facts_for(pod, row.uid, row.pod_ip, host, snap, objects or {}) if host else None
+                contexts[a.uid] = ctx = pod_context(pod, row.uid, imgs, Network(row.pod_ip, cidrs[row.node]),
+                                                    pids_max=pids, facts=facts,
+                                                    memory_capacity=podconfig.memory_capacity(snap))
+                for reason, message in ctx["events"] if store is not None else ():
+                    self._once(store, row, "Warning", reason, message, now)
             elif a.verb == "delete":
                 entry = by_uid.get(a.uid)
                 grace = entry[1].spec.termination_grace_period_seconds if entry else 30

@@ -8,6 +8,7 @@ from datetime import datetime, timezone
 from .manifests import pod_to_k8s
 from .model import Pod
 from .probe import HostSnapshot
+from .qos import qos_class
 from .status import container_statuses, display_status, pod_phase, summarize_ready
 from .store import PodRow
 
@@ -72,15 +73,6 @@ def pod_object(row: PodRow, pod: Pod, snap: HostSnapshot | None, host_ip: str | 
     if host_ip:
         status["hostIP"] = host_ip
     return {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": body["spec"], "status": status}
-
-
-def qos_class(pod: Pod) -> str:
-    cs = pod.spec.containers
-    if all(c.limits.cpu_m and c.limits.memory and c.effective_requests() == c.limits for c in cs):
-        return "Guaranteed"
-    if any(c.requests.cpu_m or c.requests.memory or c.limits.cpu_m or c.limits.memory for c in cs):
-        return "Burstable"
-    return "BestEffort"
 
 
 def pod_row_columns(obj: dict, wide: bool, now: float | None = None) -> list[str]:
