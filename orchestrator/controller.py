@@ -61,6 +61,9 @@ def open_transport(config: Config, inventory: Inventory):
 
 def open_store(config: Config) -> Store:
     config.home.mkdir(parents=True, exist_ok=True, mode=0o700)
+    # state.db holds Secrets (and env values): 0600 (store.py) under a home only we enter.
+    if config.home.stat().st_mode & 0o077:
+        config.home.chmod(0o700)
     return Store.open(config.state_db)
 
 

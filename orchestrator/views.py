@@ -31,7 +31,10 @@ def age(ts: float | None, now: float | None = None) -> str:
 
 
 def pod_object(row: PodRow, pod: Pod, snap: HostSnapshot | None, host_ip: str | None,
-               image_missing: bool = False, pending_message: str = "") -> dict:
+               image_missing: bool = False, pending_message: str = "",
+               config_error: tuple[str, str] | None = None) -> dict:
+    """`config_error`: (reason, message) when a ConfigMap/Secret the pod needs is missing
+    (podconfig.problem): its containers wait, as the kubelet shows them."""
     """A pod as the Kubernetes API would return it (kind Pod, metadata, spec, status)."""
     body = pod_to_k8s(pod)
     body["spec"] = dict(body.get("spec") or {})
@@ -48,6 +51,13 @@ def pod_object(row: PodRow, pod: Pod, snap: HostSnapshot | None, host_ip: str | 
                                       "message": f'image "{s["image"]}" is not in the podctl image store '
                                                  f"(podctl image import)"}}
         reason = "ErrImageNeverPull"
+    elif config_error and observed is None and row.node:
+        why, message = config_error
+        # env: CreateContainerConfigError; a volume: still ContainerCreating (FailedMount)
+        waiting = "CreateContainerConfigError" if why != "FailedMount" else "ContainerCreating"
+        for s in statuses:
+            s["state"] = {"waiting": {"reason": waiting, "message": message}}
+        reason = waiting
     ready = phase == "Running" and all(s["ready"] for s in statuses)
     conditions = [
         {"type": "PodScheduled", "status": "True" if row.node else "False",
