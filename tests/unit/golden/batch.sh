@@ -996,7 +996,7 @@ printf -v STATE '"'"'{"name":"%s","restartCount":%d,"state":{"running":{"started
   "$NAME" "$RESTARTS" "$STARTED" "$LAST_STATE"
 write_atomic "$C/state.json" "$STATE"
 # QoS: the kernel'"'"'s OOM killer picks BestEffort first, Guaranteed last (inherited).
-echo "$OOM_SCORE_ADJ" >/proc/self/oom_score_adj
+echo "$OOM_SCORE_ADJ" 2>/dev/null >/proc/self/oom_score_adj || true  # not fatal (a read-only /proc)
 for i in "${!ARGV_FILES[@]}"; do
   [ -z "${ARGV_FILES[$i]}" ] || { IFS= read -r -d '"'"''"'"' "ARGV[$i]" <"${ARGV_FILES[$i]}" || true; }
 done
@@ -1310,7 +1310,7 @@ printf -v STATE '"'"'{"name":"%s","restartCount":%d,"state":{"running":{"started
   "$NAME" "$RESTARTS" "$STARTED" "$LAST_STATE"
 write_atomic "$C/state.json" "$STATE"
 # QoS: the kernel'"'"'s OOM killer picks BestEffort first, Guaranteed last (inherited).
-echo "$OOM_SCORE_ADJ" >/proc/self/oom_score_adj
+echo "$OOM_SCORE_ADJ" 2>/dev/null >/proc/self/oom_score_adj || true  # not fatal (a read-only /proc)
 for i in "${!ARGV_FILES[@]}"; do
   [ -z "${ARGV_FILES[$i]}" ] || { IFS= read -r -d '"'"''"'"' "ARGV[$i]" <"${ARGV_FILES[$i]}" || true; }
 done
