@@ -41,6 +41,7 @@ def objects(secret: str) -> str:
           labels: {{app: demo}}
         spec:
           nodeName: node1
+          terminationGracePeriodSeconds: 1
           volumes:
           - {{name: cfgvol, configMap: {{name: cfg, items: [{{key: config.txt, path: sub/c.txt}}]}}}}
           - {{name: secvol, secret: {{secretName: creds, defaultMode: 0400}}}}
@@ -134,6 +135,7 @@ WAITS = manifest("""
     kind: Pod
     metadata: {name: waiter}
     spec:
+      terminationGracePeriodSeconds: 1
       containers:
       - name: app
         image: busybox:latest
@@ -169,6 +171,7 @@ FORK = manifest("""
     kind: Pod
     metadata: {name: forker}
     spec:
+      terminationGracePeriodSeconds: 1
       nodeName: node2
       containers:
       - name: app
