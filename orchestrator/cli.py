@@ -133,6 +133,10 @@ def get(ctx: Ctx, kind: str, name: str | None, output: str | None, namespace: st
         code = commands.hosts(ctx.config, output)
     elif kind == "pods":
         code = commands.get_pods(ctx.config, name, ns, output)
+    elif kind in ("configmaps", "secrets"):
+        from .configviews import get_config
+        with commands.open_store(ctx.config) as store:
+            code = get_config(store, kind, name, ns, output, commands.print_table)
     else:
         code = commands.get_workloads(ctx.config, kind, name, ns, output)
     sys.exit(code)
@@ -145,8 +149,13 @@ def get(ctx: Ctx, kind: str, name: str | None, output: str | None, namespace: st
 @pass_ctx
 def describe(ctx: Ctx, kind: str, name: str, namespace: str) -> None:
     """Describe a pod: spec, host and why, container states, events."""
-    if commands.normalize_kind(kind) != "pods":
-        raise click.UsageError(f"describe supports pods, not {kind!r}")
+    plural = commands.normalize_kind(kind)
+    if plural in ("configmaps", "secrets"):
+        from .configviews import describe_config
+        with commands.open_store(ctx.config) as store:
+            sys.exit(describe_config(store, plural, name, namespace))
+    if plural != "pods":
+        raise click.UsageError(f"describe supports pods, configmaps and secrets, not {kind!r}")
     sys.exit(commands.describe_pod(ctx.config, name, namespace))
 
 

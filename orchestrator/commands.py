@@ -41,10 +41,18 @@ KINDS = {"pod": "pods", "pods": "pods", "po": "pods", "host": "hosts", "hosts": 
          "deployment": "deployments", "deployments": "deployments", "deploy": "deployments",
          "job": "jobs", "jobs": "jobs", "daemonset": "daemonsets", "daemonsets": "daemonsets",
          "ds": "daemonsets", "statefulset": "statefulsets", "statefulsets": "statefulsets",
-         "sts": "statefulsets"}
+         "sts": "statefulsets", "configmap": "configmaps", "configmaps": "configmaps",
+         "cm": "configmaps", "secret": "secrets", "secrets": "secrets"}
 # The plural resource name -> the object kind the store keeps.
 OBJECT_KINDS = {"deployments": "Deployment", "jobs": "Job", "daemonsets": "DaemonSet",
-                "statefulsets": "StatefulSet"}
+                "statefulsets": "StatefulSet", "configmaps": "ConfigMap", "secrets": "Secret"}
+
+
+def _object_ref(kind: str) -> str:
+    """kubectl's `kind.group` spelling of a kind (core kinds have no group)."""
+    if kind in ("ConfigMap", "Secret"):
+        return kind.lower()
+    return f"{kind.lower()}.{'batch' if kind == 'Job' else 'apps'}"
 
 
 def normalize_kind(kind: str) -> str:
@@ -52,7 +60,7 @@ def normalize_kind(kind: str) -> str:
         return KINDS[kind.lower()]
     except KeyError:
         raise UsageError(f"unknown resource type {kind!r} (supported: pods, deployments, jobs, "
-                         f"daemonsets, statefulsets, hosts)") from None
+                         f"daemonsets, statefulsets, configmaps, secrets, hosts)") from None
 
 
 def split_target(kind: str, name: str | None) -> tuple[str, str | None]:
@@ -161,6 +169,18 @@ def record(store: Store, manifests: list[Manifest], now: float) -> list[str]:
     lines = []
     with store.transaction():
         for m in manifests:
+            if m.kind in ("ConfigMap", "Secret"):
+                from .configobjects import data_changed, stored_doc
+                old = store.get_object(m.kind, m.namespace, m.name)
+                doc = stored_doc(m.raw, m.obj)
+                if old is not None and old.doc.get("immutable") and data_changed(old.doc, doc):
+                    raise UsageError(f'{m.source}: The {m.kind} "{m.name}" is invalid: data: Forbidden: '
+                                     "field is immutable when `immutable` is set")
+                row = store.put_object(m.kind, m.namespace, m.name, doc, now)
+                verb = "created" if old is None else ("configured" if row.generation != old.generation
+                                                      else "unchanged")
+                lines.append(f"{m.kind.lower()}/{m.name} {verb}")
+                continue
             if m.kind in OBJECT_KINDS.values():
                 old = store.get_object(m.kind, m.namespace, m.name)
                 row = store.put_object(m.kind, m.namespace, m.name, dict(m.raw), now)
@@ -240,7 +260,7 @@ def delete(config: Config, kind: str | None, name: str | None, files: list[Path]
                     if not row.deleting:
                         store.request_delete(row.uid, now)
                 store.delete_object(kind, ns, n)
-                lines.append(f'{kind.lower()}.{"batch" if kind == "Job" else "apps"} "{n}" deleted')
+                lines.append(f'{_object_ref(kind)} "{n}" deleted')
     for line in lines if not quiet else []:
         click.echo(line)
     for plural, n in missing:
@@ -264,6 +284,8 @@ def _live_pods(config: Config, namespace: str | None, name: str | None):
         events = {r.uid: store.list_events(uid=r.uid) for r in rows} if name else {}
         unscheduled = {r.uid: _last_failed_scheduling(events[r.uid] if name else store.list_events(uid=r.uid, limit=20))
                        for r in rows if r.node is None}
+        from . import podconfig
+        objects = podconfig.load_objects(store)
     hosts = [h for h in inventory.hosts if any(r.node == h.name for r in rows)]
 
     async def probe():
@@ -278,9 +300,11 @@ def _live_pods(config: Config, namespace: str | None, name: str | None):
     objs = []
     for r, pod in pods:
         host = inventory.get(r.node) if r.node else None
+        missing = podconfig.problem(pod, r.uid, objects)
         objs.append((r, pod, pod_object(r, pod, snaps.get(r.node or ""), host.address if host else None,
                                         pending_message=unscheduled.get(r.uid, ""),
-                                        image_waiting=waiting.get(r.uid, {}))))
+                                        image_waiting=waiting.get(r.uid, {}),
+                                        config_error=(missing.reason, missing.message) if missing else None)))
     return objs, snaps, events
 
 

@@ -86,6 +86,8 @@ class Config:
 
 SETTINGS_HELP = """\
 $PODCTL_HOME/config.yaml (optional):
+  kubelet:
+    podPidsLimit: 4096                # processes per pod (-1: unlimited), as the kubelet's
   scheduler:
     scoringStrategy: LeastAllocated   # spread load (default) | MostAllocated: bin-pack
     weights:                          # scorer -> weight 0..100 (0 turns it off)
@@ -116,9 +118,9 @@ def scheduler_settings(config: Config) -> dict:
 
     if not isinstance(doc, dict):
         raise bad("(top level)", "expected a mapping")
-    unknown = sorted(set(doc) - {"scheduler", "registries"})
+    unknown = sorted(set(doc) - {"scheduler", "registries", "kubelet"})
     if unknown:
-        raise bad(unknown[0], "unknown setting (known: scheduler, registries)")
+        raise bad(unknown[0], "unknown setting (known: scheduler, registries, kubelet)")
     sched = doc.get("scheduler") or {}
     if not isinstance(sched, dict):
         raise bad("scheduler", "expected a mapping")
@@ -140,3 +142,31 @@ def scheduler_settings(config: Config) -> dict:
     except ValueError as exc:
         raise bad("scheduler.weights", str(exc)) from exc
     return settings
+
+
+DEFAULT_POD_PIDS_LIMIT = 4096
+
+
+def pod_pids_limit(config: Config) -> int | None:
+    """The kubelet's podPidsLimit from $PODCTL_HOME/config.yaml (`kubelet.podPidsLimit`,
+    default 4096; -1 or 0: unlimited -> None)."""
+    path = config.settings_file
+    if not path.exists():
+        return DEFAULT_POD_PIDS_LIMIT
+    import yaml
+
+    from .errors import UsageError
+
+    try:
+        doc = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise UsageError(f"{path}: cannot read: {exc}") from exc
+    kubelet = doc.get("kubelet") if isinstance(doc, dict) else None
+    if kubelet is None:
+        return DEFAULT_POD_PIDS_LIMIT
+    if not isinstance(kubelet, dict) or set(kubelet) - {"podPidsLimit"}:
+        raise UsageError(f"{path}: kubelet: expected a mapping with podPidsLimit\n{SETTINGS_HELP}")
+    value = kubelet.get("podPidsLimit", DEFAULT_POD_PIDS_LIMIT)
+    if not isinstance(value, int) or isinstance(value, bool) or value < -1:
+        raise UsageError(f"{path}: kubelet.podPidsLimit: {value!r}: expected an integer >= -1\n{SETTINGS_HELP}")
+    return value if value > 0 else None

@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
-from .config import Config, scheduler_settings
+from .config import Config, pod_pids_limit, scheduler_settings
 from .errors import StoreError, UsageError
 from .health import CRON, READY, HealthSettings
 from .host_failures import HostCare, row_pod
@@ -25,7 +25,7 @@ from .image_puller import gc_for_run, pull_for_run
 from .registry_config import registry_settings
 from .inventory import Inventory, load_inventory
 from .model import Host, ImageConfig, Pod
-from . import failpoints, scheduling
+from . import failpoints, podconfig, scheduling
 from .scheduling import host_capacity  # noqa: F401 (commands.py)
 from .plan import Plan
 from .probe import HostSnapshot, parse_probe
@@ -63,6 +63,9 @@ def open_transport(config: Config, inventory: Inventory):
 
 def open_store(config: Config) -> Store:
     config.home.mkdir(parents=True, exist_ok=True, mode=0o700)
+    # state.db holds Secrets (and env values): 0600 (store.py) under a home only we enter.
+    if config.home.stat().st_mode & 0o077:
+        config.home.chmod(0o700)
     return Store.open(config.state_db)
 
 
@@ -256,7 +259,9 @@ class Controller:
             pulls = await pull_for_run(store, inventory, pods, placements, snaps, images, self.registry,
                                        config.home / "registry", now, dry_run)
             gc = gc_for_run(store, snaps, pods, placements, images, now, config.image_gc_min_age, dry_run)
-            desired, pending = self._desired(pods, images, placements, snaps, pulls.blocked)
+            objects = podconfig.load_objects(store)
+            desired, pending = self._desired(pods, images, placements, snaps, objects,
+                                             None if dry_run else store, now, pulls.blocked)
             plan = reconcile(desired, snaps, notes + pulls.notes, gc)
             report = RunReport(plan, snaps, placements, pending=pending, workload_changes=changes)
             if dry_run or plan.empty:
@@ -266,8 +271,8 @@ class Controller:
                 return report
             if getattr(self, "on_plan", None):
                 self.on_plan(plan)
-            contexts = self._contexts(plan, pods, images, cidrs)
             hosts = {h.name: h for h in inventory.hosts}
+            contexts = self._contexts(plan, pods, images, cidrs, hosts, snaps, objects, store, now)
             report.hosts = await execute(plan, transport, hosts, contexts, images,
                                          config.command_timeout, on_host_done, epoch=store.next_epoch())
             report.executed = True
@@ -371,7 +376,8 @@ class Controller:
         store.add_event(now, "Warning", "FailedScheduling", message, namespace=row.namespace, name=row.name,
                         uid=row.uid)
 
-    def _desired(self, pods, images: ImageStore, placements: list, snaps, blocked: set[str] = frozenset()):
+    def _desired(self, pods, images: ImageStore, placements: list, snaps, objects=None, store=None,
+                 now: float = 0.0, blocked: set[str] = frozenset()):
         """`blocked`: pods whose image could not be had this run (pull failed, back-off)."""
         planned = {p.key: p.host for p in placements if p.host}
         desired, pending = [], []
@@ -379,19 +385,42 @@ class Controller:
             host = row.node or planned.get(row.key) if not row.deleting else row.node
             imgs = None if row.uid in blocked else pod_images(pod, images)
             digests = None if imgs is None else tuple(sorted({i.digest for i in imgs.values()}))
+            missing = podconfig.problem(pod, row.uid, objects or {}) if not row.deleting else None
+            if missing is not None:
+                digests = None  # not started until the ConfigMap/Secret exists (a later run)
+                if store is not None and host is not None:
+                    self._once(store, row, "Warning", "Failed" if missing.reason != "FailedMount"
+                               else "FailedMount", f"Error: {missing.message}", now)
             desired.append(DesiredPod(row.uid, row.key, host, row.deleting, digests))
             if not row.deleting and (host is None or imgs is None):
                 pending.append(row.key)
         return desired, pending
 
-    def _contexts(self, plan: Plan, pods, images: ImageStore, cidrs) -> dict[str, dict]:
+    @staticmethod
+    def _once(store: Store, row: PodRow, type_: str, reason: str, message: str, now: float) -> None:
+        """An event, unless the pod's latest event of that reason says the same."""
+        last = [e for e in store.list_events(uid=row.uid, limit=20) if e.reason == reason]
+        if last and max(last, key=lambda e: e.id).message == message:
+            return
+        store.add_event(now, type_, reason, message, namespace=row.namespace, name=row.name, uid=row.uid)
+
+    def _contexts(self, plan: Plan, pods, images: ImageStore, cidrs, hosts=None, snaps=None,
+                  objects=None, store=None, now: float = 0.0) -> dict[str, dict]:
         by_uid = {row.uid: (row, pod) for row, pod in pods}
         contexts = {}
+        pids = pod_pids_limit(self.config)
         for a in plan.actions:
             if a.verb == "create":
                 row, pod = by_uid[a.uid]
                 imgs = pod_images(pod, images) or {}
-                contexts[a.uid] = pod_context(pod, row.uid, imgs, Network(row.pod_ip, cidrs[row.node]))
+                host = (hosts or {}).get(row.node)
+                snap = (snaps or {}).get(row.node)
+                facts = podconfig.facts_for(pod, row.uid, row.pod_ip, host, snap, objects or {}) if host else None
+                contexts[a.uid] = ctx = pod_context(pod, row.uid, imgs, Network(row.pod_ip, cidrs[row.node]),
+                                                    pids_max=pids, facts=facts,
+                                                    memory_capacity=podconfig.memory_capacity(snap))
+                for reason, message in ctx["events"] if store is not None else ():
+                    self._once(store, row, "Warning", reason, message, now)
             elif a.verb == "delete":
                 entry = by_uid.get(a.uid)
                 grace = entry[1].spec.termination_grace_period_seconds if entry else 30

@@ -153,11 +153,17 @@ def debug_script(pod: Pod, uid: str, doc: Mapping, image, interactive: bool) -> 
     (container.sh.j2: overlay root, /proc of its PID namespace, the pod's /dev and
     /etc files, only the declared environment), without volumes."""
     from .render import render
-    from .runtime import _container_context, _name, check_uid, image_dir, pod_dir
+    from .podenv import PodFacts
+    from .runtime import _container_context, _name, _Secrets, check_uid, image_dir, pod_dir
 
     check_uid(uid)
     c = as_container(doc)
-    ctx = _container_context(pod, uid, c, image, {})
+    # `podctl debug` sets no env from ConfigMaps/Secrets: nothing here needs the pod's
+    # facts or a secrets payload; oom_score_adj is the pod's class's (capacity unknown).
+    secrets = _Secrets(uid)
+    ctx = _container_context(pod, uid, c, image, {}, PodFacts(uid, "", "", "", 0, 0), secrets, 0)
+    if secrets.files:
+        raise ValueError("an ephemeral container cannot take secret-backed values")
     ctx["dir"] = ephemeral_dir(uid, _name(c.name, "ephemeral container name"))
     pod_ctx = {"uid": uid}
     target = doc.get("targetContainerName") or ""

@@ -17,7 +17,7 @@ from .model import Host
 from .plan import Action, Plan
 from .probe import ActionOutcome, parse_results
 from .render import render
-from .runtime import batch_script, image_dir
+from .runtime import batch_payload, batch_script, image_dir
 
 CHUNK = 1 << 20
 
@@ -79,7 +79,9 @@ async def run_host(transport, host: Host, actions: list[Action], contexts: Mappi
         return report
     # A graceful delete may take the pod's whole grace period: the deadline allows it.
     grace = max((s["pod"]["grace"] for s in steps if s["verb"] == "delete"), default=0)
-    result = await transport.run(host, batch_script(steps, epoch, gc), timeout=timeout + grace)
+    # Secrets and config files follow the script on stdin (never in the script's text).
+    result = await transport.run(host, batch_script(steps, epoch, gc), payload=batch_payload(steps),
+                                 timeout=timeout + grace)
     report.status = _worse(report.status, result.status)
     report.stdout = result.stdout
     stale = STALE_EPOCH.search(result.stdout)

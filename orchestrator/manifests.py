@@ -102,6 +102,19 @@ OBJECT_FIELDS: dict[str, dict[str, Rule]] = {
         "spec": Supported(),
         "status": Ignored("observed state; ignored like kubectl apply does"),
     },
+    "ConfigMap": {
+        "apiVersion": Supported("v1"), "kind": Supported("ConfigMap"), "metadata": Supported(),
+        "data": Supported("key -> string; keys [-._a-zA-Z0-9]+"),
+        "binaryData": Supported("key -> base64; a key is in data or binaryData"),
+        "immutable": Supported("boolean; an immutable object's data cannot change")},
+    "Secret": {
+        "apiVersion": Supported("v1"), "kind": Supported("Secret"), "metadata": Supported(),
+        "data": Supported("key -> base64"),
+        "stringData": Supported("key -> string, merged into data (wins over data)"),
+        "type": Supported("Opaque (default), kubernetes.io/tls, basic-auth, ssh-auth, "
+                          "dockercfg, dockerconfigjson, service-account-token (their required "
+                          "keys checked), or any other type name"),
+        "immutable": Supported("boolean; an immutable object's data cannot change")},
     "List": {
         "apiVersion": Supported("v1"),
         "kind": Supported("List"),
@@ -120,7 +133,7 @@ OBJECT_FIELDS: dict[str, dict[str, Rule]] = {
     },
     "PodSpec": {
         "containers": Supported("at least one"),
-        "volumes": Supported("emptyDir, hostPath"),
+        "volumes": Supported("emptyDir, hostPath, configMap, secret"),
         "restartPolicy": Supported("Always (default), OnFailure, Never"),
         "terminationGracePeriodSeconds": Supported("integer >= 0, default 30"),
         "nodeName": Supported("DNS-1123 subdomain; pins the pod to that host"),
@@ -142,9 +155,13 @@ OBJECT_FIELDS: dict[str, dict[str, Rule]] = {
                               "validates them; the scheduler honours them"),
         "topologySpreadConstraints": Supported("maxSkew, topologyKey, whenUnsatisfiable, "
                                                "labelSelector, minDomains, node policies"),
+        "hostAliases": Supported("ip and hostnames, added to the pod's /etc/hosts"),
+        "hostname": Supported("DNS-1123 label: the pod's hostname (default: its name)"),
+        "subdomain": Supported("DNS-1123 label: /etc/hosts names the pod "
+                               "<hostname>.<subdomain>.<namespace>.svc.cluster.local"),
         **_not_yet("initContainers", "ephemeralContainers", "serviceAccountName", "serviceAccount",
                    "automountServiceAccountToken", "imagePullSecrets", "activeDeadlineSeconds",
-                   "dnsConfig", "hostAliases", "hostUsers", "hostname", "subdomain",
+                   "dnsConfig", "hostUsers",
                    "setHostnameAsFQDN", "os", "overhead", "preemptionPolicy", "priority",
                    "priorityClassName", "readinessGates", "resourceClaims", "resources",
                    "runtimeClassName", "schedulingGates"),
@@ -154,7 +171,9 @@ OBJECT_FIELDS: dict[str, dict[str, Rule]] = {
         "image": Supported("non-empty, no whitespace"),
         "command": Supported("list of strings (replaces the image's entrypoint)"),
         "args": Supported("list of strings (replaces the image's cmd)"),
-        "env": Supported("name + value; duplicates allowed, the last wins"),
+        "env": Supported("name + value or valueFrom; duplicates allowed, the last wins; "
+                         "$(VAR) expanded as Kubernetes does"),
+        "envFrom": Supported("configMapRef or secretRef, prefix, optional"),
         "workingDir": Supported("absolute path"),
         "ports": Supported("containerPort, protocol, name, hostPort"),
         "resources": Supported("requests/limits of cpu and memory"),
@@ -164,12 +183,37 @@ OBJECT_FIELDS: dict[str, dict[str, Rule]] = {
         "terminationMessagePolicy": NoOp(("File",), "the Kubernetes default"),
         "securityContext": NoOp(({},), "an empty securityContext asks for nothing"),
         **dict.fromkeys(("tty", "stdin", "stdinOnce"), NoOp((False,), "the default")),
-        **_not_yet("envFrom", "lifecycle", "livenessProbe", "readinessProbe", "startupProbe",
+        **_not_yet("lifecycle", "livenessProbe", "readinessProbe", "startupProbe",
                    "resizePolicy", "restartPolicy", "volumeDevices"),
     },
     "EnvVar": {"name": Supported("printable ASCII except '='"),
                "value": Supported('any string without NUL, default ""'),
-               **_not_yet("valueFrom")},
+               "valueFrom": Supported("fieldRef, resourceFieldRef, configMapKeyRef, "
+                                      "secretKeyRef (exactly one; not with value)")},
+    "EnvVarSource": {"fieldRef": Supported("fieldPath: metadata.name, metadata.namespace, "
+                                           "metadata.uid, metadata.labels['k'], "
+                                           "metadata.annotations['k'], spec.nodeName, "
+                                           "spec.serviceAccountName, status.podIP(s), "
+                                           "status.hostIP(s)"),
+                     "resourceFieldRef": Supported("limits/requests cpu and memory, "
+                                                   "containerName, divisor"),
+                     "configMapKeyRef": Supported("name, key, optional"),
+                     "secretKeyRef": Supported("name, key, optional")},
+    "ObjectFieldSelector": {"fieldPath": Supported("see EnvVarSource"),
+                            "apiVersion": Supported("v1 (default)")},
+    "ResourceFieldSelector": {"resource": Supported("limits.cpu, limits.memory, requests.cpu, "
+                                                    "requests.memory"),
+                              "containerName": Supported("a container of the pod"),
+                              "divisor": Supported("cpu: 1 or 1m; memory: 1, 1k..1E, 1Ki..1Ei")},
+    "KeySelector": {"name": Supported("the object's name"), "key": Supported("a config key"),
+                    "optional": Supported("boolean: a missing object or key is skipped")},
+    "EnvFromSource": {"configMapRef": Supported("name, optional"),
+                      "secretRef": Supported("name, optional"),
+                      "prefix": Supported("prepended to every key")},
+    "ObjectReference": {"name": Supported("the object's name"),
+                        "optional": Supported("boolean: a missing object is skipped")},
+    "HostAlias": {"ip": Supported("an IP address"),
+                  "hostnames": Supported("DNS-1123 subdomains")},
     "ContainerPort": {"containerPort": Supported("1..65535"),
                       "protocol": Supported("TCP (default), UDP, SCTP"),
                       "name": Supported("IANA service name, at most 15 characters"),
@@ -187,13 +231,27 @@ OBJECT_FIELDS: dict[str, dict[str, Rule]] = {
         "name": Supported("DNS-1123 label, unique in the pod"),
         "emptyDir": Supported('medium "" or Memory, sizeLimit'),
         "hostPath": Supported("absolute path, type"),
-        **_not_yet("configMap", "secret", "persistentVolumeClaim", "projected", "downwardAPI",
+        "configMap": Supported("name, items, defaultMode, optional (read-only files)"),
+        "secret": Supported("secretName, items, defaultMode, optional (read-only files on a "
+                            "per-pod tmpfs)"),
+        **_not_yet("persistentVolumeClaim", "projected", "downwardAPI",
                    "ephemeral", "csi", "image", "nfs", "iscsi", "rbd", "cephfs", "glusterfs",
                    "fc", "flexVolume", "flocker", "cinder", "awsElasticBlockStore",
                    "gcePersistentDisk", "azureDisk", "azureFile", "vsphereVolume",
                    "photonPersistentDisk", "portworxVolume", "quobyte", "scaleIO", "storageos",
                    "gitRepo"),
     },
+    "ConfigMapVolumeSource": {"name": Supported("the ConfigMap's name"),
+                              "items": Supported("key, path, mode"),
+                              "defaultMode": Supported("0..0777, default 0644"),
+                              "optional": Supported("boolean")},
+    "SecretVolumeSource": {"secretName": Supported("the Secret's name"),
+                           "items": Supported("key, path, mode"),
+                           "defaultMode": Supported("0..0777, default 0644"),
+                           "optional": Supported("boolean")},
+    "KeyToPath": {"key": Supported("a config key"),
+                  "path": Supported("relative, no '..' element"),
+                  "mode": Supported("0..0777")},
     "EmptyDirVolumeSource": {"medium": Supported('"" (disk) or Memory (tmpfs)'),
                              "sizeLimit": Supported("quantity, e.g. 1Gi")},
     "HostPathVolumeSource": {"path": Supported("absolute, no '..'"),
@@ -750,6 +808,9 @@ def _pod_spec(ctx: _Ctx, value: Any, path: FieldPath) -> PodSpec:
     # Validated here, kept in the raw document (PodSpec has no field for them yet)
     _tolerations(ctx, spec.get("tolerations"), path + ("tolerations",))
     _scheduling(ctx, spec, path)
+    from . import spec_fields  # it imports this module
+    spec_fields.check_references(ctx, containers, path + ("containers",))
+    hostname, subdomain = spec_fields.pod_naming(ctx, spec, path)
     return PodSpec(
         containers=containers,
         volumes=volumes,
@@ -760,6 +821,9 @@ def _pod_spec(ctx: _Ctx, value: Any, path: FieldPath) -> PodSpec:
         node_selector=pairs(selector),
         share_process_namespace=_bool(ctx, spec.get("shareProcessNamespace"),
                                       path + ("shareProcessNamespace",)),
+        host_aliases=spec_fields.host_aliases(ctx, spec.get("hostAliases"), path + ("hostAliases",)),
+        hostname=hostname,
+        subdomain=subdomain,
     )
 
 
@@ -828,6 +892,7 @@ def _container(ctx: _Ctx, c: dict, path: FieldPath, volumes: set[str]) -> Contai
         volume_mounts=_mounts(ctx, c.get("volumeMounts"), path + ("volumeMounts",), volumes),
         image_pull_policy=_enum(ctx, c.get("imagePullPolicy"), path + ("imagePullPolicy",),
                                 _PULL_POLICIES, default_pull_policy(image or "")),
+        env_from=_env_from(ctx, c.get("envFrom"), path + ("envFrom",)),
     )
 
 
@@ -844,6 +909,16 @@ def _strings(ctx: _Ctx, value: Any, path: FieldPath) -> tuple[str, ...] | None:
 
 
 def _env(ctx: _Ctx, value: Any, path: FieldPath) -> tuple[EnvVar, ...]:
+    from .spec_fields import env  # it imports this module
+    return env(ctx, value, path)
+
+
+def _env_from(ctx: _Ctx, value: Any, path: FieldPath) -> tuple:
+    from .spec_fields import env_from  # it imports this module
+    return env_from(ctx, value, path)
+
+
+def _env_plain(ctx: _Ctx, value: Any, path: FieldPath) -> tuple[EnvVar, ...]:
     out = []
     for here, item in _items(ctx, value, path, "an env entry"):
         _check_fields(ctx, item, here, "EnvVar")
@@ -941,16 +1016,19 @@ def _volume_source(ctx: _Ctx, item: dict, path: FieldPath, name: str) -> Volume 
         ctx.error(path, f"exactly one volume source is allowed, found {', '.join(sources)}")
         return None
     if not sources:
-        ctx.error(path, "a volume source is required (supported: emptyDir, hostPath; "
+        ctx.error(path, "a volume source is required (supported: emptyDir, hostPath, configMap, secret; "
                         "write 'emptyDir: {}' for an empty directory)")
         return None
     kind = sources[0]
     here = path + (kind,)
-    if kind not in ("emptyDir", "hostPath"):
+    if kind not in ("emptyDir", "hostPath", "configMap", "secret"):
         return None  # reported as not supported yet by _check_fields
     source = _typed(ctx, item[kind], here, dict)
     if source is None:
         return None
+    if kind in ("configMap", "secret"):
+        from .spec_fields import config_volume  # it imports this module
+        return config_volume(ctx, kind, source, here, name)
     if kind == "emptyDir":
         _check_fields(ctx, source, here, "EmptyDirVolumeSource")
         size = None
@@ -989,6 +1067,12 @@ def pod_to_k8s(pod: Pod) -> dict:
         spec["nodeSelector"] = dict(pod.spec.node_selector)
     if pod.spec.share_process_namespace:
         spec["shareProcessNamespace"] = True
+    if pod.spec.host_aliases:
+        spec["hostAliases"] = [{"ip": ip, "hostnames": list(names)} for ip, names in pod.spec.host_aliases]
+    if pod.spec.hostname:
+        spec["hostname"] = pod.spec.hostname
+    if pod.spec.subdomain:
+        spec["subdomain"] = pod.spec.subdomain
     return {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": spec}
 
 
@@ -1002,9 +1086,11 @@ def _container_to_k8s(c: Container) -> dict:
         out["workingDir"] = c.working_dir
     if c.ports:
         out["ports"] = [_port_to_k8s(p) for p in c.ports]
+    from .spec_fields import env_from_to_k8s, env_to_k8s
+    if c.env_from:
+        out["envFrom"] = [env_from_to_k8s(e) for e in c.env_from]
     if c.env:
-        out["env"] = [{"name": e.name, "value": e.value} if e.value else {"name": e.name}
-                      for e in c.env]
+        out["env"] = [env_to_k8s(e) for e in c.env]
     resources = {k: v for k, v in (("requests", _resources_to_k8s(c.requests)),
                                    ("limits", _resources_to_k8s(c.limits))) if v}
     if resources:
@@ -1037,6 +1123,9 @@ def _resources_to_k8s(r: Resources) -> dict:
 
 
 def _volume_to_k8s(v: Volume) -> dict:
+    if v.kind in ("configMap", "secret"):
+        from .spec_fields import config_volume_to_k8s
+        return config_volume_to_k8s(v)
     if v.kind == "hostPath":
         source = {"path": v.path, **({"type": v.host_path_type} if v.host_path_type else {})}
     else:
@@ -1070,6 +1159,11 @@ def _workload(kind: str) -> Callable[[_Ctx, dict], Any]:
     return validate
 
 
+def _config_object(ctx: _Ctx, doc: dict) -> Any:
+    from .configobjects import validate  # it imports this module
+    return validate(ctx, doc)
+
+
 def validate_pod_template(doc: Any, source: str, path: FieldPath | str = ("spec", "template")):
     """A workload's pod template (metadata + spec, validated by the Pod rules) ->
     workloads.specs.PodTemplate, or ManifestError(s) naming `source` and `path`
@@ -1086,6 +1180,8 @@ def validate_pod_template(doc: Any, source: str, path: FieldPath | str = ("spec"
 # (apiVersion, kind) -> validator returning an object with `.meta` (an ObjectMeta)
 KINDS: dict[tuple[str, str], Callable[[_Ctx, dict], Any]] = {
     ("v1", "Pod"): _pod,
+    ("v1", "ConfigMap"): _config_object,  # -> configobjects.ConfigObject
+    ("v1", "Secret"): _config_object,
     ("apps/v1", "Deployment"): _workload("Deployment"),  # -> workloads.specs.Deployment
     ("batch/v1", "Job"): _workload("Job"),  # -> workloads.specs.Job
     ("apps/v1", "DaemonSet"): _workload("DaemonSet"),  # -> workloads.specs.DaemonSet
@@ -1095,7 +1191,7 @@ KINDS: dict[tuple[str, str], Callable[[_Ctx, dict], Any]] = {
 # Kubernetes kinds podctl will grow into: a clear "not yet" rather than "unknown kind"
 KNOWN_KINDS = {"Deployment": "apps/v1", "StatefulSet": "apps/v1", "DaemonSet": "apps/v1",
                "ReplicaSet": "apps/v1", "Job": "batch/v1", "CronJob": "batch/v1",
-               "ConfigMap": "v1", "Secret": "v1", "Service": "v1"}
+               "Service": "v1"}
 
 
 def _kind_problem(ctx: _Ctx, api: Any, kind: Any) -> None:

@@ -135,9 +135,47 @@ class Resources:
 
 
 @dataclass(frozen=True)
+class KeyRef:
+    """configMapKeyRef / secretKeyRef of an env var."""
+
+    kind: str  # ConfigMap | Secret
+    name: str
+    key: str
+    optional: bool = False
+
+
+@dataclass(frozen=True)
+class FieldRef:
+    """fieldRef: a pod field (metadata.name, status.podIP, metadata.labels['k']...)."""
+
+    field_path: str
+    api_version: str = "v1"
+
+
+@dataclass(frozen=True)
+class ResourceFieldRef:
+    """resourceFieldRef: a container's request or limit, divided by `divisor`."""
+
+    resource: str  # limits.cpu, requests.memory...
+    container_name: str = ""  # "": the container the variable belongs to
+    divisor: str = ""  # a quantity as written; "" is 1
+
+
+@dataclass(frozen=True)
 class EnvVar:
     name: str
     value: str
+    value_from: KeyRef | FieldRef | ResourceFieldRef | None = None
+
+
+@dataclass(frozen=True)
+class EnvFromSource:
+    """envFrom: every key of a ConfigMap or Secret, each name prefixed."""
+
+    kind: str  # ConfigMap | Secret
+    name: str
+    prefix: str = ""
+    optional: bool = False
 
 
 @dataclass(frozen=True)
@@ -168,6 +206,7 @@ class Container:
     limits: Resources = field(default_factory=Resources)
     volume_mounts: tuple[VolumeMount, ...] = ()
     image_pull_policy: str = "IfNotPresent"
+    env_from: tuple[EnvFromSource, ...] = ()
 
     def effective_requests(self) -> Resources:
         """Kubernetes: a limit without a request makes the request equal to the limit."""
@@ -178,13 +217,24 @@ class Container:
 
 
 @dataclass(frozen=True)
+class KeyToPath:
+    key: str
+    path: str
+    mode: int | None = None
+
+
+@dataclass(frozen=True)
 class Volume:
     name: str
-    kind: str  # "emptyDir" | "hostPath"
+    kind: str  # "emptyDir" | "hostPath" | "configMap" | "secret"
     medium: str = ""  # emptyDir: "" (disk) or "Memory" (tmpfs)
     size_limit: int | None = None  # emptyDir, bytes
     path: str | None = None  # hostPath
     host_path_type: str = ""  # hostPath: "", Directory, DirectoryOrCreate, File, FileOrCreate...
+    source_name: str = ""  # configMap: name; secret: secretName
+    items: tuple[KeyToPath, ...] = ()  # configMap/secret: () projects every key
+    default_mode: int = 0o644  # configMap/secret
+    optional: bool = False  # configMap/secret
 
 
 @dataclass(frozen=True)
@@ -196,6 +246,9 @@ class PodSpec:
     node_name: str | None = None
     node_selector: Pairs = ()
     share_process_namespace: bool = False  # one PID namespace for all the pod's containers
+    host_aliases: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (ip, hostnames)
+    hostname: str | None = None
+    subdomain: str | None = None
 
     def requests(self) -> Resources:
         """The pod's total request: the sum over app containers (0 where unset)."""

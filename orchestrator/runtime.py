@@ -16,8 +16,10 @@ from dataclasses import dataclass
 from typing import Mapping, Sequence
 
 from .errors import PodctlError
-from .images import merge_env, resolve_argv
-from .model import Container, EnvVar, ImageConfig, Pod
+from .model import Container, ImageConfig, Pod
+from . import podenv
+from .podenv import PodFacts, Value
+from .qos import oom_score_adj
 from .render import render, render_static
 
 STATE = "/var/lib/podctl"
@@ -90,12 +92,54 @@ def _cgroup_values(mem: int | None, cpu_limit_m: int | None, cpu_request_m: int 
     return [str(mem) if mem else "", quota, shares, str(pids) if pids else ""]
 
 
-def _volume_sources(pod: Pod, uid: str) -> dict[str, dict]:
+def secrets_dir(uid: str) -> str:
+    """The pod's tmpfs for config it must not keep on disk: secret env values, secret
+    and configMap volume files (mode 0700, on the host only root can enter it)."""
+    return f"{run_dir(uid)}/secrets"
+
+
+def _env_split(names: list[str]) -> str:
+    """The `env -S` string that sets each NAME from $PODCTL_E<i> (exported by the start
+    script): `env` expands ${...} itself, so no value is ever in an argv. Inside env's
+    single quotes only \\ and \' are escapes."""
+    words = ["-i", "--"]
+    for i, name in enumerate(names):
+        if not name or "=" in name or any(not " " <= ch <= "~" for ch in name):
+            raise RuntimeSpecError(f"environment variable name {name!r} cannot be passed to a process")
+        quoted = name.replace("\\", "\\\\").replace("'", "\\'")
+        words.append(f"'{quoted}='\"${{PODCTL_E{i}}}\"")
+    return " ".join(words)
+
+
+class _Secrets:
+    """Files for the pod's secrets tmpfs: their bytes travel after the batch script on
+    the session's stdin (never in a script), each to a path under secrets_dir."""
+
+    def __init__(self, uid: str):
+        self.root = secrets_dir(uid)
+        self.files: list[tuple[str, bytes, str]] = []  # (relative path, data, octal mode)
+        self.dirs: list[str] = []
+
+    def add(self, rel: str, data: bytes, mode: int = 0o600) -> str:
+        self.files.append((rel, data, f"{mode:04o}"))
+        return f"{self.root}/{rel}"
+
+
+def _volume_sources(pod: Pod, uid: str, facts: PodFacts | None = None,
+                    secrets: _Secrets | None = None) -> dict[str, dict]:
     out = {}
     for v in pod.spec.volumes:
         name = _name(v.name, "volume name")
         entry = {"name": name, "kind": v.kind, "medium": v.medium, "host_path_type": v.host_path_type}
-        if v.kind == "emptyDir" and v.medium == "Memory":
+        if v.kind in ("configMap", "secret"):
+            if facts is None or secrets is None:
+                raise RuntimeSpecError(f"volume {name}: a {v.kind} volume needs the pod's objects")
+            entry["source"] = f"{secrets.root}/vol/{name}"
+            entry["tmpfs_options"] = ""
+            secrets.dirs.append(f"vol/{name}")
+            for f in podenv.volume_files(pod, facts, v):
+                secrets.add(f"vol/{name}/{f.path}", f.data, f.mode)
+        elif v.kind == "emptyDir" and v.medium == "Memory":
             entry["source"] = f"{run_dir(uid)}/volumes/{name}"
             size = f",size={v.size_limit}" if v.size_limit else ""
             entry["tmpfs_options"] = f"mode=0777,nosuid,nodev{size}"
@@ -112,18 +156,33 @@ def _volume_sources(pod: Pod, uid: str) -> dict[str, dict]:
 
 
 def _container_context(pod: Pod, uid: str, c: Container, image: ImageConfig,
-                       volumes: Mapping[str, dict]) -> dict:
+                       volumes: Mapping[str, dict], facts: PodFacts, secrets: _Secrets,
+                       memory_capacity: int) -> dict:
     name = _name(c.name, "container name")
-    argv = resolve_argv(c.command, c.args, image)
-    env = merge_env(image.env, c.env)
+    resolved = podenv.resolve(pod, c, facts)
+    argv = podenv.argv(resolved, image)
+    if not argv:
+        raise RuntimeSpecError(f"container {name}: no command: the image has no entrypoint or cmd "
+                               "and the container sets none")
+    # Container variables override the image's in place; new names follow (Docker's rule).
+    env: dict[str, Value] = {e.name: Value(e.value) for e in image.env}
+    env.update(resolved.env)
     # containerd sets HOSTNAME to the pod's hostname unless the spec sets it.
-    if all(e.name != "HOSTNAME" for e in env):
-        env = (*env, EnvVar("HOSTNAME", pod.name))
+    env.setdefault("HOSTNAME", Value(podenv.hostname(pod)))
+    env_values, env_files = [], []
+    for i, (k, v) in enumerate(env.items()):
+        env_values.append("" if v.secret else v.text)
+        env_files.append(secrets.add(f"env/{name}/{i}", v.text.encode()) if v.secret else "")
+    argv_words, argv_files = [], []
+    for i, w in enumerate(argv):
+        argv_words.append("" if w.secret else w.text)
+        argv_files.append(secrets.add(f"argv/{name}/{i}", w.text.encode()) if w.secret else "")
     src, dst, ro = [], [], []
     for m in c.volume_mounts:
         src.append(volumes[m.name]["source"])
         dst.append(m.mount_path)
-        ro.append("ro" if m.read_only else "rw")
+        # configMap and secret volumes are read-only, as the kubelet mounts them
+        ro.append("ro" if m.read_only or volumes[m.name]["kind"] in ("configMap", "secret") else "rw")
     cdir = f"{pod_dir(uid)}/containers/{name}"
     workdir = c.working_dir or image.working_dir or ""
     if workdir and not workdir.startswith("/"):
@@ -137,8 +196,13 @@ def _container_context(pod: Pod, uid: str, c: Container, image: ImageConfig,
         "cgroup_path": f"{uid}/{name}",
         "image_dir": f"{image_dir(image.digest)}/rootfs",
         "workdir": workdir,
-        "argv": list(argv),
-        "env": [f"{e.name}={e.value}" for e in env],
+        "argv": argv_words,
+        "argv_files": argv_files,
+        "env_split": _env_split(list(env)),
+        "env_values": env_values,
+        "env_files": env_files,
+        "oom_score_adj": oom_score_adj(pod, c, memory_capacity),
+        "events": resolved.events,
         "mount_src": src,
         "mount_dst": dst,
         "mount_ro": ro,
@@ -148,20 +212,30 @@ def _container_context(pod: Pod, uid: str, c: Container, image: ImageConfig,
 
 
 def pod_context(pod: Pod, uid: str, images: Mapping[str, ImageConfig], net: Network,
-                pids_max: int = DEFAULT_PIDS_MAX) -> dict:
-    """Everything the templates need to create `pod` on a host, as plain values."""
+                pids_max: int | None = DEFAULT_PIDS_MAX, facts: PodFacts | None = None,
+                memory_capacity: int = 0) -> dict:
+    """Everything the templates need to create `pod` on a host, as plain values.
+
+    `facts`: what env vars and volumes resolve against (objects, host, allocatable);
+    podenv.ConfigMissing when a required ConfigMap/Secret is missing. The secret bytes
+    are in "payload" (for the batch's stdin), never in a rendered script.
+    `memory_capacity`: the host's memory (oom_score_adj of Burstable containers)."""
     check_uid(uid)
     missing = [c.image for c in pod.spec.containers if c.image not in images]
     if missing:
         raise RuntimeSpecError(f"pod {pod.key}: no image for {', '.join(missing)}")
-    volumes = _volume_sources(pod, uid)
+    if facts is None:
+        facts = PodFacts(uid=uid, node_name="", host_ip="", pod_ip=net.ip, allocatable_cpu_m=0,
+                         allocatable_memory=0)
+    secrets = _Secrets(uid)
+    volumes = _volume_sources(pod, uid, facts, secrets)
     pod_ctx = {"uid": uid, "restart_policy": pod.spec.restart_policy,
                "grace": pod.spec.termination_grace_period_seconds,
                "container_names": [c.name for c in pod.spec.containers],
                "share_pid": bool(getattr(pod.spec, "share_process_namespace", False))}
     containers = []
     for c in pod.spec.containers:
-        ctx = _container_context(pod, uid, c, images[c.image], volumes)
+        ctx = _container_context(pod, uid, c, images[c.image], volumes, facts, secrets, memory_capacity)
         ctx["script"] = render("container.sh.j2", pod=pod_ctx, c=ctx)
         containers.append(ctx)
     limits = [c.limits for c in pod.spec.containers]
@@ -181,8 +255,8 @@ def pod_context(pod: Pod, uid: str, images: Mapping[str, ImageConfig], net: Netw
         "veth": veth,
         "image_dirs": sorted({image_dir(images[c.image].digest) for c in pod.spec.containers}),
         "pod_json": json.dumps(meta, separators=(",", ":"), sort_keys=True),
-        "hosts_file": f"127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
-                      f"{net.ip}\t{pod.name}\n",
+        "hostname": _name(podenv.hostname(pod), "hostname"),
+        "hosts_file": podenv.hosts_file(pod, net.ip),
         "supervisor": render("supervisor.sh.j2", pod=pod_ctx),
         "containers": containers,
         "volumes": list(volumes.values()),
@@ -190,6 +264,13 @@ def pod_context(pod: Pod, uid: str, images: Mapping[str, ImageConfig], net: Netw
         "container_cgroups": [c["cgroup_path"] for c in containers],
         "container_dirs": [f"{c['dir']}/{sub}" for c in containers for sub in ("upper", "work", "rootfs")],
         "wait_ticks": int(WAIT_FOR_RUNNING_S / 0.002),
+        # secrets tmpfs: directories to make, then (path, octal mode) per payload file
+        "secret_dirs": secrets.dirs,
+        "secret_files": [x for rel, _, mode in secrets.files for x in (rel, mode)],
+        "secret_sizes": [len(data) for _, data, _ in secrets.files],
+        "secret_tmpfs_size": sum(len(d) + 4096 for _, d, _ in secrets.files) + 65536,
+        "payload": b"".join(data for _, data, _ in secrets.files),
+        "events": [e for c in containers for e in c["events"]],
     }
 
 
@@ -198,13 +279,24 @@ def delete_context(uid: str, grace: int = 30) -> dict:
     return {"uid": uid, "veth": veth, "grace": int(grace)}
 
 
+PAYLOAD_END = b"@@podctl-payload-end\n"
+
+
 def batch_script(actions: Sequence[dict], epoch: int | None = None, gc: Sequence[str] = ()) -> str:
     """One script for a host: [{"verb": "create"|"delete", "pod": context}, ...].
     `epoch`: the controller's fencing token (None: no check, for tests of the parts);
     `gc`: image digests to delete from the host when no pod there names them."""
     for d in gc:
         image_dir(d)  # refuses anything but a sha256 hex digest
-    return render("batch.sh.j2", actions=list(actions), epoch=epoch, gc=list(gc))
+    return render("batch.sh.j2", actions=list(actions), epoch=epoch, gc=list(gc),
+                  payload_end=PAYLOAD_END.decode().strip())
+
+
+def batch_payload(actions: Sequence[dict]) -> bytes | None:
+    """What follows the batch script on stdin: the created pods' secrets tmpfs files,
+    in the order batch.sh.j2 reads them, then an end marker (None: nothing to send)."""
+    data = [a["pod"]["payload"] for a in actions if a["verb"] == "create" and a["pod"].get("secret_files")]
+    return b"".join(data) + PAYLOAD_END if data else None
 
 
 def probe_script() -> str:

@@ -9,6 +9,7 @@ from .manifests import pod_to_k8s
 from .model import Pod
 from .ephemeral import statuses as ephemeral_statuses
 from .probe import HostSnapshot
+from .qos import qos_class
 from .status import container_statuses, display_status, pod_phase, summarize_ready
 from .store import PodRow
 
@@ -32,10 +33,13 @@ def age(ts: float | None, now: float | None = None) -> str:
 
 def pod_object(row: PodRow, pod: Pod, snap: HostSnapshot | None, host_ip: str | None,
                image_missing: bool = False, pending_message: str = "",
-               image_waiting: dict[str, tuple[str, str]] | None = None) -> dict:
+               image_waiting: dict[str, tuple[str, str]] | None = None,
+               config_error: tuple[str, str] | None = None) -> dict:
     """A pod as the Kubernetes API would return it (kind Pod, metadata, spec, status).
     `image_waiting`: container -> (reason, message) while its image cannot be had
-    (image_puller.image_waiting); it replaces the older `image_missing` flag."""
+    (image_puller.image_waiting); it replaces the older `image_missing` flag.
+    `config_error`: (reason, message) when a ConfigMap/Secret the pod needs is missing
+    (podconfig.problem): its containers wait, as the kubelet shows them."""
     body = pod_to_k8s(pod)
     body["spec"] = dict(body.get("spec") or {})
     if row.node:
@@ -57,6 +61,13 @@ def pod_object(row: PodRow, pod: Pod, snap: HostSnapshot | None, host_ip: str | 
                                       "message": f'image "{s["image"]}" is not in the podctl image store '
                                                  f"(podctl image import)"}}
         reason = "ErrImageNeverPull"
+    elif config_error and observed is None and row.node:
+        why, message = config_error
+        # env: CreateContainerConfigError; a volume: still ContainerCreating (FailedMount)
+        waiting = "CreateContainerConfigError" if why != "FailedMount" else "ContainerCreating"
+        for s in statuses:
+            s["state"] = {"waiting": {"reason": waiting, "message": message}}
+        reason = waiting
     ready = phase == "Running" and all(s["ready"] for s in statuses)
     conditions = [
         {"type": "PodScheduled", "status": "True" if row.node else "False",
@@ -87,15 +98,6 @@ def pod_object(row: PodRow, pod: Pod, snap: HostSnapshot | None, host_ip: str | 
     if host_ip:
         status["hostIP"] = host_ip
     return {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": body["spec"], "status": status}
-
-
-def qos_class(pod: Pod) -> str:
-    cs = pod.spec.containers
-    if all(c.limits.cpu_m and c.limits.memory and c.effective_requests() == c.limits for c in cs):
-        return "Guaranteed"
-    if any(c.requests.cpu_m or c.requests.memory or c.limits.cpu_m or c.limits.memory for c in cs):
-        return "Burstable"
-    return "BestEffort"
 
 
 def pod_row_columns(obj: dict, wide: bool, now: float | None = None) -> list[str]:

@@ -53,9 +53,10 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from orchestrator.errors import ImageError, ManifestError, PodctlError
-from orchestrator.images import merge_env, resolve_argv
+from orchestrator.images import resolve_argv
 from orchestrator.manifests import ManifestErrors, parse_documents, validate_pod
 from orchestrator.model import EnvVar, ImageConfig, Pod
+from orchestrator.podenv import Value, expand
 from orchestrator.probe import parse_results
 from orchestrator.render import RenderError, q, render
 from orchestrator.runtime import Network, batch_script, pod_context, pod_dir, run_dir
@@ -95,9 +96,16 @@ CLEAN_ARG = re.compile(r"[A-Za-z0-9/=._,:+@ \n-]*")  # spaces/newlines: `ip -bat
 
 STUB = r"""#!/bin/sh
 # podctl injection test stub: records its argv (NUL-separated, count first), changes nothing.
+# `env` is recorded, then the REAL env (copied to /run/podctl-real-env) runs with the same
+# argv: it clears the environment, so where to log goes through /run/podctl-stub-log, and
+# `setpriv` (the program env execs) records the environment it received, byte for byte.
+if [ -z "${PODCTL_STUB_LOG:-}" ] && [ -r /run/podctl-stub-log ]; then read -r PODCTL_STUB_LOG </run/podctl-stub-log; fi
 printf '%s\0' "${0##*/}" "$#" "$@" >>"${PODCTL_STUB_LOG:-/dev/null}"
 case ${0##*/} in  # these may be fed by a pipe (ip -batch -, tee): drain it, record it
   ip | nsenter | tee) in=$(cat); [ -z "$in" ] || printf 'stdin\0%s\0%s\0' 1 "$in" >>"${PODCTL_STUB_LOG:-/dev/null}" ;;
+  env) [ -z "${PODCTL_STUB_LOG:-}" ] || printf '%s\n' "$PODCTL_STUB_LOG" >/run/podctl-stub-log
+       exec /run/podctl-real-env "$@" ;;
+  setpriv) [ -z "${PODCTL_STUB_LOG:-}" ] || /bin/cat /proc/$$/environ >"$PODCTL_STUB_LOG.environ" ;;
 esac
 exit 0
 """
@@ -115,6 +123,7 @@ for t in /var/lib /run /srv /sys/fs/cgroup "$CANARY"; do
   mount -t tmpfs -o mode=0755 podctl-injection "$t" || fail "tmpfs on $t"
 done
 mkdir -p /var/lib/podctl /run/podctl
+cp "$(PATH=SCRIPT_PATH type -P env)" /run/podctl-real-env || fail "copy env"
 for c in cpu cpuacct memory pids; do mkdir -p "/sys/fs/cgroup/$c/podctl"; : >"/sys/fs/cgroup/$c/cgroup.procs"; done
 for b in STUBBED; do
   p=$(PATH=SCRIPT_PATH type -P "$b") || fail "$b not found"
@@ -155,6 +164,7 @@ for dir in "$@"; do
   if [ -n "$created" ]; then
     while read -r name; do
       # as the supervisor starts it (RESTARTS LAST_STATE), but stubs do the exec
+      rm -f /run/podctl-stub-log
       PODCTL_STUB_LOG=$dir/start-$name.log bash "$P/containers/$name/start.sh" 0 '{}' </dev/null \
         >"$dir/start-$name.out" 2>"$dir/start-$name.err"
       echo $? >"$dir/start-$name.rc"
@@ -738,16 +748,25 @@ def check_case(case: Case) -> list[str]:
             problems.append(f"{name}: volume mounts {volume_calls!r}, expected {wanted_volumes!r}")
         container = next(x for x in case.pod.spec.containers if x.name == name)
         image = case.example.images[container.image]
-        env = merge_env(image.env, container.env)
-        if all(e.name != "HOSTNAME" for e in env):
-            env = (*env, EnvVar("HOSTNAME", case.pod.name))
+        env, command, args = declared(container, image, case.pod.name)
         workdir = container.working_dir or image.working_dir or "/"
-        wanted_exec = ["env", "-i", "--", *[f"{e.name}={e.value}" for e in env],
-                       shutil.which("setpriv", path=SCRIPT_PATH), "--bounding-set", CAPS, "--",
+        wanted_exec = [shutil.which("setpriv", path=SCRIPT_PATH), "--bounding-set", CAPS, "--",
                        shutil.which("unshare", path=SCRIPT_PATH), f"--root={root}", f"--wd={workdir}",
-                       "--", *resolve_argv(container.command, container.args, image)]
-        if execs != [wanted_exec] or calls[-1] != wanted_exec:
-            problems.append(f"{name}: ran {execs!r}\n  expected {[wanted_exec]!r}")
+                       "--", *resolve_argv(command, args, image)]
+        # `env` gets names only (no value is in any argv); the real env then execs setpriv
+        if [call[0] for call in execs] != ["env", "setpriv"] or execs[0][1:2] != ["-S"] \
+                or execs[0][3:] != wanted_exec or execs[1][1:] != wanted_exec[1:] or calls[-1] != execs[1]:
+            problems.append(f"{name}: ran {execs!r}\n  expected env -S ... then {wanted_exec!r}")
+        # ... and its -S string is made of the names alone (env's quoting: \\ and \' only)
+        split = " ".join(["-i", "--"] + ["'" + e.name.replace("\\", "\\\\").replace("'", "\\'")
+                                         + f"='\"${{PODCTL_E{i}}}\"" for i, e in enumerate(env)])
+        if execs and execs[0][2:3] != [split]:
+            problems.append(f"{name}: env -S {execs[0][2:3]!r}, expected {split!r}")
+        environ = d / f"start-{name}.log.environ"
+        got_env = environ.read_bytes().split(b"\0")[:-1] if environ.exists() else None
+        want_env = [f"{e.name}={e.value}".encode() for e in env]
+        if got_env != want_env:
+            problems.append(f"{name}: the command got the environment {got_env!r}\n  expected {want_env!r}")
     return problems
 
 
@@ -897,6 +916,23 @@ def test_hand_picked_hostile_pods(sandbox: Sandbox):
     assert fuzz.stats["run"] == len(cases), fuzz.summary()
     assert all(o.get("created") for o in fuzz.outcomes), fuzz.summary()
     assert sum(o.get("started", 0) for o in fuzz.outcomes) == len(cases), fuzz.summary()
+
+
+def declared(container, image: ImageConfig, pod_name: str):
+    """What Kubernetes says the container runs with: the image's variables overridden
+    in place by the container's (values $(VAR)-expanded against the container's own
+    earlier ones), HOSTNAME unless set; command and args expanded against them."""
+    own: dict[str, Value] = {}
+    for e in container.env:
+        own[e.name] = expand(e.value, own.get)
+    env = {e.name: e.value for e in image.env}
+    env.update({k: v.text for k, v in own.items()})
+    env.setdefault("HOSTNAME", pod_name)
+
+    def words(items):
+        return None if not items else tuple(expand(w, own.get).text for w in items)
+
+    return ([EnvVar(k, v) for k, v in env.items()], words(container.command), words(container.args))
 
 
 def runtime_refusal(pod: Pod, images: dict) -> str | None:

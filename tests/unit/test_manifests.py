@@ -325,11 +325,11 @@ NOT_YET = "not supported by podctl yet"
 ERROR_CASES = [
     # kinds
     ("no-apiVersion", {"apiVersion": DELETE}, "apiVersion", ["required", "Pod"]),
-    ("no-kind", {"kind": DELETE}, "kind", ["required", "supported: DaemonSet, Deployment, Job, Pod"]),
+    ("no-kind", {"kind": DELETE}, "kind", ["required", "supported: ConfigMap, DaemonSet, Deployment, Job, Pod, Secret"]),
     ("pod-wrong-api", {"apiVersion": "apps/v1"}, "apiVersion",
      ["'apps/v1' is not valid for kind Pod", "allowed: v1"]),
     ("unknown-kind", {"kind": "Pdo"}, "kind", ["unknown kind 'Pdo'", "did you mean 'Pod'?",
-                                               "supported: DaemonSet, Deployment, Job, Pod"]),
+                                               "supported: ConfigMap, DaemonSet, Deployment, Job, Pod, Secret"]),
     ("unknown-top", {"specs": {}}, "specs", ["unknown field 'specs'", "did you mean 'spec'?"]),
     # metadata
     ("no-metadata", {"metadata": DELETE}, "metadata", ["required"]),
@@ -436,9 +436,9 @@ ERROR_CASES = [
     ("env-value-nul", {"spec.containers[0].env": [{"name": "A", "value": "x\0"}]},
      "spec.containers[0].env[0].value", ["NUL"]),
     ("env-valueFrom", {"spec.containers[0].env": [{"name": "A", "valueFrom": {"fieldRef": {}}}]},
-     "spec.containers[0].env[0].valueFrom", [NOT_YET]),
-    ("envFrom", {"spec.containers[0].envFrom": [{"configMapRef": {"name": "x"}}]},
-     "spec.containers[0].envFrom", [NOT_YET]),
+     "spec.containers[0].env[0].valueFrom.fieldRef.fieldPath", ["required"]),
+    ("envFrom", {"spec.containers[0].envFrom": [{"configMapRef": {"name": "x"}, "secretRef": {"name": "y"}}]},
+     "spec.containers[0].envFrom[0]", ["exactly one of configMapRef, secretRef"]),
     ("workingDir", {"spec.containers[0].workingDir": "srv"}, "spec.containers[0].workingDir",
      ["'srv' is not a valid path", "absolute"]),
     ("port-quoted", {"spec.containers[0].ports": [{"containerPort": "80"}]},
@@ -589,13 +589,13 @@ def test_brief_listed_pod_fields_are_not_yet(name):
 
 @pytest.mark.parametrize("api, kind", [
     ("apps/v1", "ReplicaSet"), ("batch/v1", "CronJob"),
-    ("v1", "ConfigMap"), ("v1", "Secret"), ("v1", "Service"),
+    ("v1", "Service"),
 ])
 def test_other_kinds_are_not_yet(api, kind):
     assert KNOWN_KINDS[kind] == api
     message = errors_of(f"apiVersion: {api}\nkind: {kind}\nmetadata: {{name: x}}\n")
     assert message == (f"bad.yaml:2 (document 1): kind: kind {kind} is not supported by podctl "
-                       "yet (supported: DaemonSet, Deployment, Job, Pod, StatefulSet)")
+                       "yet (supported: ConfigMap, DaemonSet, Deployment, Job, Pod, Secret, StatefulSet)")
 
 
 # ---------------------------------------------------------------- names become paths

@@ -309,12 +309,59 @@ hostpath_prepare() {
   esac
 }
 
+# secrets_receive DIR END_MARKER END_LENGTH UID SIZE... [UID SIZE...]: read the payload from stdin
+# into a fresh tmpfs DIR, one file per SIZE (DIR/UID/0, 1, ...), then check the end
+# marker, so that a payload cut short is never mistaken for a whole one.
+secrets_receive() {
+  local dir=$1 end=$2 end_len=$3 uid="" i=0 total=65536 a marker=""
+  shift 3
+  for a in "$@"; do [[ $a == *-* ]] || total=$((total + a + 4096)); done
+  # Staging areas of batches that died before cleaning up: nobody will read them.
+  for a in "$PODCTL_RUN"/incoming/*; do
+    [ -d "$a" ] && [ ! -d "/proc/${a##*/}" ] || continue
+    umount -l "$a" 2>/dev/null || true
+    rm -rf --one-file-system "$a"
+  done
+  mkdir -p "$dir"
+  mount -t tmpfs -o "mode=0700,nosuid,nodev,noexec,size=$total" podctl-incoming "$dir"
+  for a in "$@"; do
+    if [[ $a == *-* ]]; then uid=$a; i=0; mkdir -p "$dir/$uid"; continue; fi
+    head -c "$a" >"$dir/$uid/$i"
+    i=$((i + 1))
+  done
+  IFS= read -r -N "$end_len" marker || true
+  [ "$marker" = "$end" ]
+}
+
+# secrets_done DIR: remove the staging tmpfs.
+secrets_done() {
+  umount -l "$1" 2>/dev/null || true
+  rm -rf --one-file-system "$1"
+}
+
+# secrets_install DST SRC SIZE DIR... -- PATH MODE...: the pod's tmpfs at DST (0700),
+# the directories, then each staged file SRC/<n> moved to DST/PATH with MODE.
+secrets_install() {
+  local dst=$1 src=$2 size=$3 i=0
+  shift 3
+  mkdir -p "$dst"
+  mount -t tmpfs -o "mode=0700,nosuid,nodev,size=$size" podctl-secrets "$dst"
+  while [ "$1" != -- ]; do mkdir -p "$dst/$1"; shift; done
+  shift
+  while [ $# -gt 0 ]; do
+    mkdir -p "$dst/${1%/*}"
+    mv -f "$src/$i" "$dst/$1"
+    chmod "$2" "$dst/$1"
+    i=$((i + 1))
+    shift 2
+  done
+}
 if pid=$(supervisor_pid 0d6f2a4e-1b7c-4c2d-9e3f-5a6b7c8d9e0f); then kill -TERM "$pid" 2>/dev/null || true; fi
 (
 # -E: the ERR trap also reports failures inside the library's functions.
 set -Eeuo pipefail
 POD_UID=0d6f2a4e-1b7c-4c2d-9e3f-5a6b7c8d9e0f
-POD_NAME=web
+POD_HOSTNAME=web
 POD_IP=10.244.1.7
 POD_PREFIX=24
 POD_GW=10.244.1.1
@@ -338,11 +385,16 @@ pod_teardown "$POD_UID" "$VETH"
 
 mkdir -p "$P/etc" "$P/volumes" "$R/ns" "$R/dev" "$R/volumes" /var/lib/podctl/pods/0d6f2a4e-1b7c-4c2d-9e3f-5a6b7c8d9e0f/containers/app/upper /var/lib/podctl/pods/0d6f2a4e-1b7c-4c2d-9e3f-5a6b7c8d9e0f/containers/app/work /var/lib/podctl/pods/0d6f2a4e-1b7c-4c2d-9e3f-5a6b7c8d9e0f/containers/app/rootfs /var/lib/podctl/pods/0d6f2a4e-1b7c-4c2d-9e3f-5a6b7c8d9e0f/containers/side/upper /var/lib/podctl/pods/0d6f2a4e-1b7c-4c2d-9e3f-5a6b7c8d9e0f/containers/side/work /var/lib/podctl/pods/0d6f2a4e-1b7c-4c2d-9e3f-5a6b7c8d9e0f/containers/side/rootfs
 printf '%s' '{"containers":["app","side"],"images":{"app":"abababababababababababababababababababababababababababababababab","side":"abababababababababababababababababababababababababababababababab"},"name":"web","namespace":"default","uid":"0d6f2a4e-1b7c-4c2d-9e3f-5a6b7c8d9e0f"}' | atomic_write "$P/pod.json"
-printf '%s' '127.0.0.1	localhost
+printf '%s' '# Kubernetes-managed hosts file.
+127.0.0.1	localhost
 ::1	localhost ip6-localhost ip6-loopback
+fe00::0	ip6-localnet
+fe00::0	ip6-mcastprefix
+fe00::1	ip6-allnodes
+fe00::2	ip6-allrouters
 10.244.1.7	web
 ' >"$P/etc/hosts"
-printf '%s\n' "$POD_NAME" >"$P/etc/hostname"
+printf '%s\n' "$POD_HOSTNAME" >"$P/etc/hostname"
 cat /etc/resolv.conf >"$P/etc/resolv.conf" 2>/dev/null || : >"$P/etc/resolv.conf"
 printf '%s' '#!/bin/bash
 # podctl pod supervisor: starts the pod'"'"'s containers, restarts them per restartPolicy
@@ -728,7 +780,10 @@ printf '%s' '#!/bin/bash
 # podctl container start: runs as PID 1 of the container'"'"'s own PID and mount
 # namespaces, already joined to the pod'"'"'s net/ipc/uts namespaces. It builds the
 # container'"'"'s root (overlay over the image, /proc, /dev, /etc/hosts, volumes) and execs
-# the declared command with only the declared environment.
+# the declared command with only the declared environment. No environment value is
+# ever in an argv (ps shows argv to every user): each is exported as PODCTL_E<i> and
+# `env -S` (whose argument holds only names) sets NAME from it after clearing the rest.
+# Secret-backed values are read at exec time from the pod'"'"'s secrets tmpfs.
 set -euo pipefail
 # --- podctl host library (templates/lib.sh.j2) ---
 export LC_ALL=C TZ=UTC PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
@@ -1000,7 +1055,11 @@ NAME=app
 IMAGE_DIR=/var/lib/podctl/images/abababababababababababababababababababababababababababababababab/rootfs
 WORKDIR=/data
 ARGV=(sh -c '"'"'echo "$GREETING" > /data/out; sleep 3600'"'"')
-ENVV=(PATH=/usr/sbin:/usr/bin:/sbin:/bin '"'"'GREETING=it'"'"'"'"'"'"'"'"'s $(not run) `nor this`; echo x'"'"' HOSTNAME=web)
+ARGV_FILES=('"'"''"'"' '"'"''"'"' '"'"''"'"')
+ENV_SPLIT='"'"'-i -- '"'"'"'"'"'"'"'"'PATH='"'"'"'"'"'"'"'"'"${PODCTL_E0}" '"'"'"'"'"'"'"'"'GREETING='"'"'"'"'"'"'"'"'"${PODCTL_E1}" '"'"'"'"'"'"'"'"'HOSTNAME='"'"'"'"'"'"'"'"'"${PODCTL_E2}"'"'"'
+ENV_VALUES=(/usr/sbin:/usr/bin:/sbin:/bin '"'"'it'"'"'"'"'"'"'"'"'s $(not run) `nor this`; echo x'"'"' web)
+ENV_FILES=('"'"''"'"' '"'"''"'"' '"'"''"'"')
+OOM_SCORE_ADJ=999
 MOUNT_SRC=(/var/lib/podctl/pods/0d6f2a4e-1b7c-4c2d-9e3f-5a6b7c8d9e0f/volumes/shared /srv/data)
 MOUNT_DST=(/data /host)
 MOUNT_RO=(rw ro)
@@ -1058,14 +1117,28 @@ echo "$STARTED" >"$C/started"
 printf -v STATE '"'"'{"name":"%s","restartCount":%d,"state":{"running":{"startedAt":"%s"}},"lastState":%s}'"'"' \
   "$NAME" "$RESTARTS" "$STARTED" "$LAST_STATE"
 write_atomic "$C/state.json" "$STATE"
-exec env -i -- "${ENVV[@]}" "$(command -v setpriv)" --bounding-set "$CAPS" -- \
+# QoS: the kernel'"'"'s OOM killer picks BestEffort first, Guaranteed last (inherited).
+echo "$OOM_SCORE_ADJ" 2>/dev/null >/proc/self/oom_score_adj || true  # not fatal (a read-only /proc)
+for i in "${!ARGV_FILES[@]}"; do
+  [ -z "${ARGV_FILES[$i]}" ] || { IFS= read -r -d '"'"''"'"' "ARGV[$i]" <"${ARGV_FILES[$i]}" || true; }
+done
+for i in "${!ENV_VALUES[@]}"; do
+  v=${ENV_VALUES[$i]}
+  [ -z "${ENV_FILES[$i]}" ] || { IFS= read -r -d '"'"''"'"' v <"${ENV_FILES[$i]}" || true; }
+  export "PODCTL_E$i=$v"
+done
+unset v
+exec env -S "$ENV_SPLIT" "$(command -v setpriv)" --bounding-set "$CAPS" -- \
   "$(command -v unshare)" --root="$ROOT" --wd="${WORKDIR:-/}" -- "${ARGV[@]}"
 ' >/var/lib/podctl/pods/0d6f2a4e-1b7c-4c2d-9e3f-5a6b7c8d9e0f/containers/app/start.sh
 printf '%s' '#!/bin/bash
 # podctl container start: runs as PID 1 of the container'"'"'s own PID and mount
 # namespaces, already joined to the pod'"'"'s net/ipc/uts namespaces. It builds the
 # container'"'"'s root (overlay over the image, /proc, /dev, /etc/hosts, volumes) and execs
-# the declared command with only the declared environment.
+# the declared command with only the declared environment. No environment value is
+# ever in an argv (ps shows argv to every user): each is exported as PODCTL_E<i> and
+# `env -S` (whose argument holds only names) sets NAME from it after clearing the rest.
+# Secret-backed values are read at exec time from the pod'"'"'s secrets tmpfs.
 set -euo pipefail
 # --- podctl host library (templates/lib.sh.j2) ---
 export LC_ALL=C TZ=UTC PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
@@ -1337,7 +1410,11 @@ NAME=side
 IMAGE_DIR=/var/lib/podctl/images/abababababababababababababababababababababababababababababababab/rootfs
 WORKDIR='"'"''"'"'
 ARGV=(sleep 3600)
-ENVV=(PATH=/usr/sbin:/usr/bin:/sbin:/bin HOSTNAME=web)
+ARGV_FILES=('"'"''"'"' '"'"''"'"')
+ENV_SPLIT='"'"'-i -- '"'"'"'"'"'"'"'"'PATH='"'"'"'"'"'"'"'"'"${PODCTL_E0}" '"'"'"'"'"'"'"'"'HOSTNAME='"'"'"'"'"'"'"'"'"${PODCTL_E1}"'"'"'
+ENV_VALUES=(/usr/sbin:/usr/bin:/sbin:/bin web)
+ENV_FILES=('"'"''"'"' '"'"''"'"')
+OOM_SCORE_ADJ=999
 MOUNT_SRC=(/var/lib/podctl/pods/0d6f2a4e-1b7c-4c2d-9e3f-5a6b7c8d9e0f/volumes/shared /run/podctl/pods/0d6f2a4e-1b7c-4c2d-9e3f-5a6b7c8d9e0f/volumes/cache)
 MOUNT_DST=(/data /cache)
 MOUNT_RO=(rw rw)
@@ -1395,7 +1472,18 @@ echo "$STARTED" >"$C/started"
 printf -v STATE '"'"'{"name":"%s","restartCount":%d,"state":{"running":{"startedAt":"%s"}},"lastState":%s}'"'"' \
   "$NAME" "$RESTARTS" "$STARTED" "$LAST_STATE"
 write_atomic "$C/state.json" "$STATE"
-exec env -i -- "${ENVV[@]}" "$(command -v setpriv)" --bounding-set "$CAPS" -- \
+# QoS: the kernel'"'"'s OOM killer picks BestEffort first, Guaranteed last (inherited).
+echo "$OOM_SCORE_ADJ" 2>/dev/null >/proc/self/oom_score_adj || true  # not fatal (a read-only /proc)
+for i in "${!ARGV_FILES[@]}"; do
+  [ -z "${ARGV_FILES[$i]}" ] || { IFS= read -r -d '"'"''"'"' "ARGV[$i]" <"${ARGV_FILES[$i]}" || true; }
+done
+for i in "${!ENV_VALUES[@]}"; do
+  v=${ENV_VALUES[$i]}
+  [ -z "${ENV_FILES[$i]}" ] || { IFS= read -r -d '"'"''"'"' v <"${ENV_FILES[$i]}" || true; }
+  export "PODCTL_E$i=$v"
+done
+unset v
+exec env -S "$ENV_SPLIT" "$(command -v setpriv)" --bounding-set "$CAPS" -- \
   "$(command -v unshare)" --root="$ROOT" --wd="${WORKDIR:-/}" -- "${ARGV[@]}"
 ' >/var/lib/podctl/pods/0d6f2a4e-1b7c-4c2d-9e3f-5a6b7c8d9e0f/containers/side/start.sh
 
@@ -1404,7 +1492,7 @@ exec env -i -- "${ENVV[@]}" "$(command -v setpriv)" --bounding-set "$CAPS" -- \
 : >"$R/ns/ipc"
 : >"$R/ns/uts"
 unshare --net="$R/ns/net" --ipc="$R/ns/ipc" --uts="$R/ns/uts" -- true
-printf '%s' "$POD_NAME" | nsenter --uts="$R/ns/uts" -- tee /proc/sys/kernel/hostname >/dev/null
+printf '%s' "$POD_HOSTNAME" | nsenter --uts="$R/ns/uts" -- tee /proc/sys/kernel/hostname >/dev/null
 
 # The pod's /dev, bound into every container: the safe device nodes, a /dev/shm tmpfs
 # shared by the pod's containers (POSIX shm), its own devpts instance.

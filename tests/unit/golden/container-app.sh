@@ -2,7 +2,10 @@
 # podctl container start: runs as PID 1 of the container's own PID and mount
 # namespaces, already joined to the pod's net/ipc/uts namespaces. It builds the
 # container's root (overlay over the image, /proc, /dev, /etc/hosts, volumes) and execs
-# the declared command with only the declared environment.
+# the declared command with only the declared environment. No environment value is
+# ever in an argv (ps shows argv to every user): each is exported as PODCTL_E<i> and
+# `env -S` (whose argument holds only names) sets NAME from it after clearing the rest.
+# Secret-backed values are read at exec time from the pod's secrets tmpfs.
 set -euo pipefail
 # --- podctl host library (templates/lib.sh.j2) ---
 export LC_ALL=C TZ=UTC PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
@@ -274,7 +277,11 @@ NAME=app
 IMAGE_DIR=/var/lib/podctl/images/abababababababababababababababababababababababababababababababab/rootfs
 WORKDIR=/data
 ARGV=(sh -c 'echo "$GREETING" > /data/out; sleep 3600')
-ENVV=(PATH=/usr/sbin:/usr/bin:/sbin:/bin 'GREETING=it'"'"'s $(not run) `nor this`; echo x' HOSTNAME=web)
+ARGV_FILES=('' '' '')
+ENV_SPLIT='-i -- '"'"'PATH='"'"'"${PODCTL_E0}" '"'"'GREETING='"'"'"${PODCTL_E1}" '"'"'HOSTNAME='"'"'"${PODCTL_E2}"'
+ENV_VALUES=(/usr/sbin:/usr/bin:/sbin:/bin 'it'"'"'s $(not run) `nor this`; echo x' web)
+ENV_FILES=('' '' '')
+OOM_SCORE_ADJ=999
 MOUNT_SRC=(/var/lib/podctl/pods/0d6f2a4e-1b7c-4c2d-9e3f-5a6b7c8d9e0f/volumes/shared /srv/data)
 MOUNT_DST=(/data /host)
 MOUNT_RO=(rw ro)
@@ -332,5 +339,16 @@ echo "$STARTED" >"$C/started"
 printf -v STATE '{"name":"%s","restartCount":%d,"state":{"running":{"startedAt":"%s"}},"lastState":%s}' \
   "$NAME" "$RESTARTS" "$STARTED" "$LAST_STATE"
 write_atomic "$C/state.json" "$STATE"
-exec env -i -- "${ENVV[@]}" "$(command -v setpriv)" --bounding-set "$CAPS" -- \
+# QoS: the kernel's OOM killer picks BestEffort first, Guaranteed last (inherited).
+echo "$OOM_SCORE_ADJ" 2>/dev/null >/proc/self/oom_score_adj || true  # not fatal (a read-only /proc)
+for i in "${!ARGV_FILES[@]}"; do
+  [ -z "${ARGV_FILES[$i]}" ] || { IFS= read -r -d '' "ARGV[$i]" <"${ARGV_FILES[$i]}" || true; }
+done
+for i in "${!ENV_VALUES[@]}"; do
+  v=${ENV_VALUES[$i]}
+  [ -z "${ENV_FILES[$i]}" ] || { IFS= read -r -d '' v <"${ENV_FILES[$i]}" || true; }
+  export "PODCTL_E$i=$v"
+done
+unset v
+exec env -S "$ENV_SPLIT" "$(command -v setpriv)" --bounding-set "$CAPS" -- \
   "$(command -v unshare)" --root="$ROOT" --wd="${WORKDIR:-/}" -- "${ARGV[@]}"

@@ -274,6 +274,17 @@ if [ -z "$pid" ] || [ ! -r "/proc/$pid/environ" ] || ! grep -q running "$C/state
   exit 126
 fi
 mapfile -d '' ENVV <"/proc/$pid/environ"
+# The container's environment without any value in an argv (see container.sh.j2):
+# exported as PODCTL_E<i>, set by `env -S` from names only.
+ENV_SPLIT="-i --"
+for i in "${!ENVV[@]}"; do
+  kv=${ENVV[$i]}
+  export "PODCTL_E$i=${kv#*=}"
+  name=${kv%%=*}
+  name=${name//\\/\\\\}
+  name=${name//\'/\\\'}
+  ENV_SPLIT+=" '$name='\"\${PODCTL_E$i}\""
+done
 NSENTER=$(command -v nsenter)
 cg_join "$POD_UID/$NAME"
-exec env -i -- "${ENVV[@]}" "$NSENTER" -t "$pid" -m -u -i -n -p -r -w -- "${CMD[@]}" </dev/null
+exec env -S "$ENV_SPLIT" "$NSENTER" -t "$pid" -m -u -i -n -p -r -w -- "${CMD[@]}" </dev/null
