@@ -8,7 +8,8 @@ from datetime import datetime, timezone
 from .manifests import pod_to_k8s
 from .model import Pod
 from .probe import HostSnapshot
-from .status import container_statuses, display_status, pod_phase, summarize_ready
+from .status import (PodLayout, display_status, initialized, pod_conditions, pod_phase, statuses,
+                     summarize_ready)
 from .store import PodRow
 
 
@@ -38,23 +39,19 @@ def pod_object(row: PodRow, pod: Pod, snap: HostSnapshot | None, host_ip: str | 
         body["spec"]["nodeName"] = row.node
     observed = snap.pods.get(row.uid) if snap and snap.reachable else None
     reachable = None if snap is None else snap.reachable
-    phase, reason = pod_phase(observed, pod.spec.restart_policy, row.node is not None, reachable)
-    images = {c.name: c.image for c in pod.spec.containers}
-    statuses = container_statuses(observed, images)
+    layout = PodLayout.of(pod.spec)
+    phase, reason = pod_phase(observed, pod.spec.restart_policy, row.node is not None, reachable, layout)
+    init_statuses, container_statuses = statuses(observed, layout)
     if image_missing and observed is None:
-        for s in statuses:
+        for s in init_statuses[:1] + (container_statuses if not init_statuses else []):
             s["state"] = {"waiting": {"reason": "ErrImageNeverPull",
                                       "message": f'image "{s["image"]}" is not in the podctl image store '
                                                  f"(podctl image import)"}}
         reason = "ErrImageNeverPull"
-    ready = phase == "Running" and all(s["ready"] for s in statuses)
-    conditions = [
-        {"type": "PodScheduled", "status": "True" if row.node else "False",
-         **({} if row.node else {"reason": "Unschedulable", "message": pending_message})},
-        {"type": "Initialized", "status": "True"},
-        {"type": "ContainersReady", "status": str(ready)},
-        {"type": "Ready", "status": str(ready)},
-    ]
+    init_done = initialized(observed, layout)
+    conditions = pod_conditions(phase, row.node is not None, init_done, container_statuses, init_statuses,
+                                layout.sidecars, condition_times(row, observed, layout, init_done),
+                                pending_message)
     metadata = dict(body.get("metadata") or {})
     metadata.update({"uid": row.uid, "creationTimestamp": rfc3339(row.created_at)})
     if row.deleting:
@@ -62,8 +59,10 @@ def pod_object(row: PodRow, pod: Pod, snap: HostSnapshot | None, host_ip: str | 
     if row.owner_kind:
         metadata["ownerReferences"] = [{"kind": row.owner_kind, "name": row.owner_name,
                                         "uid": row.owner_uid, "controller": True}]
-    status = {"phase": phase, "conditions": conditions, "containerStatuses": statuses,
+    status = {"phase": phase, "conditions": conditions, "containerStatuses": container_statuses,
               "qosClass": qos_class(pod)}
+    if init_statuses:
+        status["initContainerStatuses"] = init_statuses
     if reason:
         status["reason"] = reason
     if row.pod_ip:
@@ -72,6 +71,30 @@ def pod_object(row: PodRow, pod: Pod, snap: HostSnapshot | None, host_ip: str | 
     if host_ip:
         status["hostIP"] = host_ip
     return {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": body["spec"], "status": status}
+
+
+def condition_times(row: PodRow, observed, layout: PodLayout, init_done: bool) -> dict:
+    """lastTransitionTime of each condition, from what the supervisor recorded: when
+    the pod was scheduled (created), when its init containers were done, when its
+    containers' readiness last changed (or they started)."""
+    created = rfc3339(row.created_at)
+    times = {"PodScheduled": created if row.node else None, "Initialized": created}
+    entries = {c.get("name"): c for c in (observed.containers if observed else [])}
+    if layout.init_containers and init_done:
+        ends = [((entries.get(n) or {}).get("state") or {}).get("terminated", {}).get("finishedAt")
+                for n in layout.init_containers if n not in layout.sidecars]
+        times["Initialized"] = max([t for t in ends if t] or [created])
+    marks = []
+    for name in list(layout.containers) + sorted(layout.sidecars):
+        e = entries.get(name) or {}
+        state = e.get("state") or {}
+        for t in (e.get("readyChangedAt"), (state.get("running") or {}).get("startedAt"),
+                  (state.get("terminated") or {}).get("finishedAt")):
+            if t:
+                marks.append(t)
+    if marks:
+        times["ContainersReady"] = times["Ready"] = max(marks)
+    return times
 
 
 def qos_class(pod: Pod) -> str:
@@ -86,12 +109,16 @@ def qos_class(pod: Pod) -> str:
 def pod_row_columns(obj: dict, wide: bool, now: float | None = None) -> list[str]:
     st = obj["status"]
     statuses = st.get("containerStatuses") or []
+    inits = st.get("initContainerStatuses") or []
+    sidecars = frozenset(c.get("name") for c in obj["spec"].get("initContainers") or []
+                         if c.get("restartPolicy") == "Always")
+    init_done = any(c.get("type") == "Initialized" and c.get("status") == "True" for c in st.get("conditions") or [])
     shown = "Terminating" if obj["metadata"].get("deletionTimestamp") else display_status(
-        st["phase"], st.get("reason", ""), statuses)
-    restarts = sum(s.get("restartCount", 0) for s in statuses)
+        st["phase"], st.get("reason", ""), statuses, inits, sidecars, init_done)
+    restarts = sum(s.get("restartCount", 0) for s in statuses + inits)
     created = obj["metadata"].get("creationTimestamp")
     ts = datetime.strptime(created, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc).timestamp() if created else None
-    cols = [obj["metadata"]["name"], summarize_ready(statuses), shown, str(restarts), age(ts, now)]
+    cols = [obj["metadata"]["name"], summarize_ready(statuses, inits, sidecars), shown, str(restarts), age(ts, now)]
     if wide:
         cols += [st.get("podIP") or "<none>", obj["spec"].get("nodeName") or "<none>"]
     return cols

@@ -237,6 +237,9 @@ ENVV=(PATH=/usr/sbin:/usr/bin:/sbin:/bin 'GREETING=it'"'"'s $(not run) `nor this
 MOUNT_SRC=(/var/lib/podctl/pods/0d6f2a4e-1b7c-4c2d-9e3f-5a6b7c8d9e0f/volumes/shared /srv/data)
 MOUNT_DST=(/data /host)
 MOUNT_RO=(rw ro)
+STARTED_FLAG=true
+READY_FLAG=true
+HOLD_RUNNING=no
 # The capabilities Docker and containerd grant a container by default.
 CAPS=-all,+chown,+dac_override,+fowner,+fsetid,+kill,+setgid,+setuid,+setpcap,+net_bind_service,+net_raw,+sys_chroot,+mknod,+audit_write,+setfcap
 P="$PODCTL_STATE/pods/$POD_UID"
@@ -246,6 +249,7 @@ ROOT="$C/rootfs"
 
 RESTARTS=$1
 LAST_STATE=$2
+EXTRA=${3:-}  # more status fields from the supervisor (its probe and hook counters)
 [[ $RESTARTS =~ ^[0-9]+$ ]] || { echo "podctl: bad restart count" >&2; exit 125; }
 
 cg_join "$POD_UID/$NAME"
@@ -288,8 +292,11 @@ done
 [ -z "$WORKDIR" ] || mkpath_var "$ROOT" "$WORKDIR"
 printf -v STARTED '%(%Y-%m-%dT%H:%M:%SZ)T' -1
 echo "$STARTED" >"$C/started"
-printf -v STATE '{"name":"%s","restartCount":%d,"state":{"running":{"startedAt":"%s"}},"lastState":%s}' \
-  "$NAME" "$RESTARTS" "$STARTED" "$LAST_STATE"
-write_atomic "$C/state.json" "$STATE"
+# With a postStart hook the supervisor reports running once the hook has completed.
+if [ "$HOLD_RUNNING" != yes ]; then
+  printf -v STATE '{"name":"%s","restartCount":%d,"state":{"running":{"startedAt":"%s"}},"lastState":%s,"ready":%s,"started":%s%s}' \
+    "$NAME" "$RESTARTS" "$STARTED" "$LAST_STATE" "$READY_FLAG" "$STARTED_FLAG" "$EXTRA"
+  write_atomic "$C/state.json" "$STATE"
+fi
 exec env -i -- "${ENVV[@]}" "$(command -v setpriv)" --bounding-set "$CAPS" -- \
   "$(command -v unshare)" --root="$ROOT" --wd="${WORKDIR:-/}" -- "${ARGV[@]}"

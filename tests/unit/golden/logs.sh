@@ -14,7 +14,19 @@ if [ ! -f "$f" ]; then
   fi
   exit 1
 fi
+# Log lines are in the CRI format "<time> <stream> <tag> <text>": print the text.
+strip() {
+  local line
+  while IFS= read -r line || [ -n "$line" ]; do
+    # shellcheck disable=SC2254
+    case "$line" in
+      [0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]T*' 'std???' '[FP]' '*) line=${line#* }; line=${line#* }; line=${line#* } ;;
+    esac
+    printf '%s\n' "$line"
+  done
+}
 if [ "$FOLLOW" = yes ]; then
-  exec tail -n "$TAIL" -F "$f" 2>/dev/null
+  tail -n "$TAIL" -F "$f" 2>/dev/null | strip
+  exit 0
 fi
-exec tail -n "$TAIL" "$f"
+tail -n "$TAIL" "$f" | strip
