@@ -419,9 +419,14 @@ def describe_pod(config: Config, name: str, namespace: str) -> int:
            "Labels:       " + (", ".join(f"{k}={v}" for k, v in (md.get("labels") or {}).items()) or "<none>"),
            f"Status:       {st['phase']}" + (f" ({st['reason']})" if st.get("reason") else ""),
            f"IP:           {st.get('podIP') or '<none>'}", f"UID:          {md['uid']}",
-           f"QoS Class:    {st.get('qosClass')}", "Containers:"]
-    by_name = {s["name"]: s for s in st["containerStatuses"]}
-    for c in pod.spec.containers:
+           f"QoS Class:    {st.get('qosClass')}"]
+    by_name = {s["name"]: s for s in st["containerStatuses"] + st.get("initContainerStatuses", [])}
+    inits = {c.name for c in pod.spec.init_containers}
+    for c in pod.spec.all_containers():
+        if c.name == (pod.spec.init_containers or pod.spec.containers)[0].name:
+            out.append("Init Containers:" if c.name in inits else "Containers:")
+        elif c.name == pod.spec.containers[0].name:
+            out.append("Containers:")
         s = by_name.get(c.name, {})
         state = s.get("state") or {}
         kind = next(iter(state), "waiting")
