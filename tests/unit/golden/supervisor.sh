@@ -276,12 +276,14 @@ nap() {
 # NOW_MS: the time in milliseconds (builtins only: the probe loop asks often).
 now_ms() { NOW_MS=${EPOCHREALTIME/./}; NOW_MS=$((10#${NOW_MS:0:-3})); }
 
-# Text for a JSON string: printable ASCII, quotes and backslashes escaped, at most 300 chars.
+# Text for a JSON string: printable ASCII, quotes and backslashes escaped, at most 300
+# chars, and no space (the probe reports a pod's status as one space-free word).
 json_text() {
   local s=${1:0:300}
   s=${s//[^ -~]/ }
   s=${s//\\/\\\\}
-  JSON_TEXT=${s//\"/\\\"}
+  s=${s//\"/\\\"}
+  JSON_TEXT=${s// /\\u0020}
 }
 
 # Wait for a background job, through the signals the supervisor traps.
@@ -649,7 +651,8 @@ on_term() {
     stop_container "$c" "$end" &
     pids+=($!)
   done
-  for c in "${pids[@]}"; do wait "$c" || true; done
+  # (pod_delete signals twice: the second signal must not cut this wait short)
+  for c in "${pids[@]}"; do wait_for "$c" || true; done
   stop_sidecars "$end"
   for c in "${INITS[@]}" "${CONTAINERS[@]}"; do cg_signal "$POD_UID/$c" KILL; done
 }
