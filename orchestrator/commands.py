@@ -447,9 +447,14 @@ def describe_pod(config: Config, name: str, namespace: str) -> int:
            "Labels:       " + (", ".join(f"{k}={v}" for k, v in (md.get("labels") or {}).items()) or "<none>"),
            f"Status:       {st['phase']}" + (f" ({st['reason']})" if st.get("reason") else ""),
            f"IP:           {st.get('podIP') or '<none>'}", f"UID:          {md['uid']}",
-           f"QoS Class:    {st.get('qosClass')}", "Containers:"]
-    by_name = {s["name"]: s for s in st["containerStatuses"]}
-    for c in pod.spec.containers:
+           f"QoS Class:    {st.get('qosClass')}"]
+    by_name = {s["name"]: s for s in st["containerStatuses"] + st.get("initContainerStatuses", [])}
+    inits = {c.name for c in pod.spec.init_containers}
+    for c in pod.spec.all_containers():
+        if c.name == (pod.spec.init_containers or pod.spec.containers)[0].name:
+            out.append("Init Containers:" if c.name in inits else "Containers:")
+        elif c.name == pod.spec.containers[0].name:
+            out.append("Containers:")
         s = by_name.get(c.name, {})
         state = s.get("state") or {}
         kind = next(iter(state), "waiting")
@@ -536,7 +541,7 @@ def _locate(config: Config, pod: str, namespace: str, container: str | None):
     if row is None or row.deleting:
         raise UsageError(f'pods "{pod}" not found')
     spec = row_pod(row)
-    names = [c.name for c in spec.spec.containers]
+    names = [c.name for c in spec.spec.containers + spec.spec.init_containers]
     if container is None:
         if len(names) > 1:
             click.echo(f'Defaulted container "{names[0]}" out of: {", ".join(names)}', err=True)

@@ -25,7 +25,7 @@ from .image_puller import gc_for_run, pull_for_run
 from .registry_config import registry_settings
 from .inventory import Inventory, load_inventory
 from .model import Host, ImageConfig, Pod
-from . import failpoints, podconfig, scheduling
+from . import failpoints, pod_events, podconfig, scheduling
 from .scheduling import host_capacity  # noqa: F401 (commands.py)
 from .plan import Plan
 from .probe import HostSnapshot, parse_probe
@@ -240,6 +240,8 @@ class Controller:
                     for name, snap in snaps.items():
                         if snap.reachable:
                             store.record_host_facts(name, dict(snap.facts), now)
+            if not dry_run:
+                self._container_events(store, snaps, now)
             care = self.care = HostCare(self.health, config.command_timeout)
             health, health_notes = care.judge(store, inventory, snaps, now, dry_run)
             health_notes += await care.fence(store, inventory, health, now, dry_run)
@@ -279,6 +281,29 @@ class Controller:
             failpoints.hit("before-record")
             self._record(store, plan, report, pods, now)
             return report
+
+    @staticmethod
+    def _container_events(store: Store, snaps, now: float) -> None:
+        """Events from container transitions the probes saw since the last run (only a
+        pod whose containers changed is written)."""
+        changed = []
+        for row in store.list_pods():
+            snap = snaps.get(row.node or "")
+            observed = snap.pods.get(row.uid) if snap is not None and snap.reachable else None
+            if observed is None:
+                continue
+            summary = pod_events.summarize(observed)
+            before = (row.observed or {}).get("containers")
+            if summary != before:
+                changed.append((row, before, summary))
+        if not changed:
+            return  # a run over unchanged pods writes nothing
+        with store.transaction():
+            for row, before, summary in changed:
+                for kind, reason, message in pod_events.transitions(before, summary, row.name):
+                    store.add_event(now, kind, reason, message, namespace=row.namespace, name=row.name,
+                                    uid=row.uid)
+                store.record_observed(row.uid, {"containers": summary}, now)
 
     def _workloads(self, store: Store, inventory: Inventory, snaps, now: float, dry_run: bool):
         """Run each workload's controller over the pods it owns; record what it decides.

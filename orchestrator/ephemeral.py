@@ -165,6 +165,8 @@ def debug_script(pod: Pod, uid: str, doc: Mapping, image, interactive: bool) -> 
     if secrets.files:
         raise ValueError("an ephemeral container cannot take secret-backed values")
     ctx["dir"] = ephemeral_dir(uid, _name(c.name, "ephemeral container name"))
+    # No probes, no hooks: started as it runs, never ready (as Kubernetes reports them).
+    ctx.update(started_initially="true", ready_initially="false", hold_running="no")
     pod_ctx = {"uid": uid}
     target = doc.get("targetContainerName") or ""
     if target:

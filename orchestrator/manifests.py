@@ -44,6 +44,8 @@ from .model import (
     Container,
     ContainerPort,
     EnvVar,
+    Handler,
+    Probe,
     Manifest,
     ObjectMeta,
     Pod,
@@ -159,7 +161,9 @@ OBJECT_FIELDS: dict[str, dict[str, Rule]] = {
         "hostname": Supported("DNS-1123 label: the pod's hostname (default: its name)"),
         "subdomain": Supported("DNS-1123 label: /etc/hosts names the pod "
                                "<hostname>.<subdomain>.<namespace>.svc.cluster.local"),
-        **_not_yet("initContainers", "ephemeralContainers", "serviceAccountName", "serviceAccount",
+        "initContainers": Supported("run one at a time, in order, before the app containers; "
+                                    "restartPolicy Always makes a sidecar"),
+        **_not_yet("ephemeralContainers", "serviceAccountName", "serviceAccount",
                    "automountServiceAccountToken", "imagePullSecrets", "activeDeadlineSeconds",
                    "dnsConfig", "hostUsers",
                    "setHostnameAsFQDN", "os", "overhead", "preemptionPolicy", "priority",
@@ -183,9 +187,43 @@ OBJECT_FIELDS: dict[str, dict[str, Rule]] = {
         "terminationMessagePolicy": NoOp(("File",), "the Kubernetes default"),
         "securityContext": NoOp(({},), "an empty securityContext asks for nothing"),
         **dict.fromkeys(("tty", "stdin", "stdinOnce"), NoOp((False,), "the default")),
-        **_not_yet("lifecycle", "livenessProbe", "readinessProbe", "startupProbe",
-                   "resizePolicy", "restartPolicy", "volumeDevices"),
+        "livenessProbe": Supported("exec, tcpSocket, httpGet; a failure restarts the container"),
+        "readinessProbe": Supported("exec, tcpSocket, httpGet; sets ready and the pod's Ready"),
+        "startupProbe": Supported("exec, tcpSocket, httpGet; holds the other probes back"),
+        "lifecycle": Supported("postStart and preStop: exec, httpGet, sleep"),
+        "restartPolicy": Supported("init containers only: Always (a sidecar)"),
+        **_not_yet("resizePolicy", "restartPolicyRules", "volumeDevices"),
     },
+    "Probe": {
+        "exec": Supported("command, run in the container"),
+        "tcpSocket": Supported("port, host"),
+        "httpGet": Supported("port, host, path, httpHeaders; scheme HTTP"),
+        "initialDelaySeconds": Supported("integer >= 0, default 0"),
+        "periodSeconds": Supported("integer >= 0, default 10 (0 means the default)"),
+        "timeoutSeconds": Supported("integer >= 0, default 1 (0 means the default)"),
+        "successThreshold": Supported("integer >= 0, default 1; 1 for liveness and startup"),
+        "failureThreshold": Supported("integer >= 0, default 3"),
+        **_not_yet("grpc", "terminationGracePeriodSeconds"),
+    },
+    "ExecAction": {"command": Supported("non-empty list of strings, run without a shell")},
+    "TCPSocketAction": {"port": Supported("1..65535 or the name of a container port"),
+                        "host": Supported("default: the pod's IP")},
+    "HTTPGetAction": {"port": Supported("1..65535 or the name of a container port"),
+                      "host": Supported("default: the pod's IP"),
+                      "path": Supported("absolute path, default /"),
+                      "httpHeaders": Supported("name, value"),
+                      "scheme": NoOp(("HTTP",), "podctl's probes speak plain HTTP (no TLS "
+                                                "client on hosts)")},
+    "HTTPHeader": {"name": Supported("an HTTP header name"),
+                   "value": Supported("a header value without control characters")},
+    "Lifecycle": {"postStart": Supported("exec, httpGet, sleep: runs right after the start; "
+                                         "the container is running once it completes"),
+                  "preStop": Supported("exec, httpGet, sleep: runs before SIGTERM, within the "
+                                       "grace period"),
+                  **_not_yet("stopSignal")},
+    "LifecycleHandler": {"exec": Supported("command"), "httpGet": Supported("as in probes"),
+                         "sleep": Supported("seconds"), **_not_yet("tcpSocket")},
+    "SleepAction": {"seconds": Supported("integer 1..terminationGracePeriodSeconds")},
     "EnvVar": {"name": Supported("printable ASCII except '='"),
                "value": Supported('any string without NUL, default ""'),
                "valueFrom": Supported("fieldRef, resourceFieldRef, configMapKeyRef, "
@@ -797,10 +835,16 @@ def _pod_spec(ctx: _Ctx, value: Any, path: FieldPath) -> PodSpec:
         return PodSpec(containers=())
     _check_fields(ctx, spec, path, "PodSpec")
     volumes = _volumes(ctx, spec.get("volumes"), path + ("volumes",))
-    containers = _containers(ctx, spec.get("containers"), path + ("containers",),
-                             {v.name for v in volumes})
     grace = _int_in(ctx, spec.get("terminationGracePeriodSeconds"),
                     path + ("terminationGracePeriodSeconds",), 0, None)
+    grace = 30 if grace is None else grace
+    seen = _Seen()
+    inits = ()
+    if spec.get("initContainers") not in (None, []):
+        inits = _containers(ctx, spec.get("initContainers"), path + ("initContainers",),
+                            {v.name for v in volumes}, seen, init=True, grace=grace)
+    containers = _containers(ctx, spec.get("containers"), path + ("containers",),
+                             {v.name for v in volumes}, seen, grace=grace)
     node_name = _optional(ctx, spec.get("nodeName"), path + ("nodeName",),
                           dns1123_subdomain_problem)
     selector = _string_map(ctx, spec.get("nodeSelector"), path + ("nodeSelector",),
@@ -816,7 +860,7 @@ def _pod_spec(ctx: _Ctx, value: Any, path: FieldPath) -> PodSpec:
         volumes=volumes,
         restart_policy=_enum(ctx, spec.get("restartPolicy"), path + ("restartPolicy",),
                              _RESTART_POLICIES, "Always"),
-        termination_grace_period_seconds=30 if grace is None else grace,
+        termination_grace_period_seconds=grace,
         node_name=node_name,
         node_selector=pairs(selector),
         share_process_namespace=_bool(ctx, spec.get("shareProcessNamespace"),
@@ -824,6 +868,7 @@ def _pod_spec(ctx: _Ctx, value: Any, path: FieldPath) -> PodSpec:
         host_aliases=spec_fields.host_aliases(ctx, spec.get("hostAliases"), path + ("hostAliases",)),
         hostname=hostname,
         subdomain=subdomain,
+        init_containers=inits,
     )
 
 
@@ -836,6 +881,16 @@ def _bool(ctx: _Ctx, value: Any, path: FieldPath) -> bool:
     return value
 
 
+@dataclass
+class _Seen:
+    """Names and ports already used in the pod (init and app containers share them)."""
+
+    names: dict = field(default_factory=dict)
+    ports: dict = field(default_factory=dict)
+    host_ports: dict = field(default_factory=dict)
+    port_names: dict = field(default_factory=dict)
+
+
 def _unique(ctx: _Ctx, seen: dict, key: Any, path: FieldPath, what: str) -> None:
     """Record `key` at `path`; a second occurrence is an error pointing at the first."""
     if key in seen:
@@ -844,19 +899,21 @@ def _unique(ctx: _Ctx, seen: dict, key: Any, path: FieldPath, what: str) -> None
         seen[key] = path
 
 
-def _containers(ctx: _Ctx, value: Any, path: FieldPath, volumes: set[str]) -> tuple[Container, ...]:
-    if value is None or value == []:
+def _containers(ctx: _Ctx, value: Any, path: FieldPath, volumes: set[str], seen: _Seen | None = None,
+                init: bool = False, grace: int = 30) -> tuple[Container, ...]:
+    if (value is None or value == []) and not init:
         ctx.error(path, "at least one container is required")
         return ()
-    names: dict = {}
-    ports: dict = {}
-    host_ports: dict = {}
-    port_names: dict = {}
+    seen = seen or _Seen()
+    names, ports, host_ports, port_names = seen.names, seen.ports, seen.host_ports, seen.port_names
     out = []
     for here, item in _items(ctx, value, path, "a container"):
-        c = _container(ctx, item, here, volumes)
+        c = _container(ctx, item, here, volumes, init=init, grace=grace)
         if c.name:  # an invalid name was reported already
             _unique(ctx, names, c.name, here + ("name",), f"container name {c.name!r}")
+        out.append(c)
+        if init and not c.is_sidecar:
+            continue  # a regular init container's ports are not the pod's (as in Kubernetes)
         for i, p in enumerate(c.ports):
             at = here + ("ports", i)
             # one network namespace per pod: two containers cannot bind the same port
@@ -868,17 +925,36 @@ def _containers(ctx: _Ctx, value: Any, path: FieldPath, volumes: set[str]) -> tu
                         f"hostPort {p.host_port}/{p.protocol} in this pod")
             if p.name is not None:
                 _unique(ctx, port_names, p.name, at + ("name",), f"port name {p.name!r}")
-        out.append(c)
     return tuple(out)
 
 
-def _container(ctx: _Ctx, c: dict, path: FieldPath, volumes: set[str]) -> Container:
+def _container(ctx: _Ctx, c: dict, path: FieldPath, volumes: set[str], init: bool = False,
+               grace: int = 30) -> Container:
     _check_fields(ctx, c, path, "Container")
+    restart_policy = None
+    if c.get("restartPolicy") is not None:
+        if not init:
+            ctx.error(path + ("restartPolicy",), "may not be set for non-init containers "
+                                                 "(only an init container can be a sidecar)")
+        else:
+            restart_policy = _enum(ctx, c.get("restartPolicy"), path + ("restartPolicy",),
+                                   ("Always",), "Always")
+    sidecar = restart_policy == "Always"
+    if init and not sidecar:
+        for key in ("lifecycle", "livenessProbe", "readinessProbe", "startupProbe"):
+            if c.get(key) is not None:
+                ctx.error(path + (key,), "may not be set for init containers without "
+                                         "restartPolicy Always")
     name = _required(ctx, c, path, "name", _LABEL_RULE, dns1123_label_problem)
     image = _required(ctx, c, path, "image", "an image reference such as 'nginx:1.27'",
                       image_problem)
     working_dir = _optional(ctx, c.get("workingDir"), path + ("workingDir",), absolute_path_problem)
     requests, limits = _resources(ctx, c.get("resources"), path + ("resources",))
+    ports = _ports(ctx, c.get("ports"), path + ("ports",))
+    port_names = {p.name for p in ports if p.name}
+    probes = {key: _probe(ctx, c.get(key), path + (key,), port_names, key)
+              for key in ("livenessProbe", "readinessProbe", "startupProbe")}
+    post_start, pre_stop = _lifecycle(ctx, c.get("lifecycle"), path + ("lifecycle",), port_names, grace)
     return Container(
         name=name or "",
         image=image or "",
@@ -886,14 +962,133 @@ def _container(ctx: _Ctx, c: dict, path: FieldPath, volumes: set[str]) -> Contai
         args=_strings(ctx, c.get("args"), path + ("args",)),
         env=_env(ctx, c.get("env"), path + ("env",)),
         working_dir=working_dir,
-        ports=_ports(ctx, c.get("ports"), path + ("ports",)),
+        ports=ports,
         requests=requests,
         limits=limits,
         volume_mounts=_mounts(ctx, c.get("volumeMounts"), path + ("volumeMounts",), volumes),
         image_pull_policy=_enum(ctx, c.get("imagePullPolicy"), path + ("imagePullPolicy",),
                                 _PULL_POLICIES, default_pull_policy(image or "")),
         env_from=_env_from(ctx, c.get("envFrom"), path + ("envFrom",)),
+        restart_policy=restart_policy,
+        liveness_probe=probes["livenessProbe"],
+        readiness_probe=probes["readinessProbe"],
+        startup_probe=probes["startupProbe"],
+        post_start=post_start,
+        pre_stop=pre_stop,
     )
+
+
+# ---------------------------------------------------------------- probes and hooks
+
+_HTTP_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+_PROBE_HOST = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.:-]*[A-Za-z0-9])?")
+_PROBE_DEFAULTS = {"initialDelaySeconds": 0, "periodSeconds": 10, "timeoutSeconds": 1,
+                   "successThreshold": 1, "failureThreshold": 3}
+
+
+def _probe(ctx: _Ctx, value: Any, path: FieldPath, port_names: set[str], which: str) -> Probe | None:
+    probe = _typed(ctx, value, path, dict)
+    if probe is None:
+        return None
+    _check_fields(ctx, probe, path, "Probe")
+    handler = _handler(ctx, probe, path, port_names, ("exec", "tcpSocket", "httpGet"), 0)
+    numbers = {}
+    for key, default in _PROBE_DEFAULTS.items():
+        n = _int_in(ctx, probe.get(key), path + (key,), 0, None)
+        # The apiserver's defaulting: an unset (or zero) period, timeout or threshold
+        # takes the default; an initial delay of 0 is just 0.
+        numbers[key] = n if n else default
+    if which in ("livenessProbe", "startupProbe") and numbers["successThreshold"] != 1:
+        ctx.error(path + ("successThreshold",), f"must be 1 for a {which[:-5]} probe")
+    if handler is None:
+        return None
+    return Probe(handler, numbers["initialDelaySeconds"], numbers["periodSeconds"],
+                 numbers["timeoutSeconds"], numbers["successThreshold"], numbers["failureThreshold"])
+
+
+def _lifecycle(ctx: _Ctx, value: Any, path: FieldPath, port_names: set[str],
+               grace: int) -> tuple[Handler | None, Handler | None]:
+    lc = _typed(ctx, value, path, dict)
+    if lc is None:
+        return None, None
+    _check_fields(ctx, lc, path, "Lifecycle")
+    out = []
+    for key in ("postStart", "preStop"):
+        hook = _typed(ctx, lc.get(key), path + (key,), dict)
+        if hook is None:
+            out.append(None)
+            continue
+        _check_fields(ctx, hook, path + (key,), "LifecycleHandler")
+        out.append(_handler(ctx, hook, path + (key,), port_names, ("exec", "httpGet", "sleep"), grace))
+    return out[0], out[1]
+
+
+def _handler(ctx: _Ctx, obj: dict, path: FieldPath, port_names: set[str], kinds: tuple[str, ...],
+             grace: int) -> Handler | None:
+    given = [k for k in kinds if obj.get(k) is not None]
+    if len(given) != 1:
+        what = "more than one handler" if given else "no handler"
+        ctx.error(path, f"{what} given: exactly one of {', '.join(kinds)} is required")
+        return None
+    kind = given[0]
+    here = path + (kind,)
+    action = _typed(ctx, obj[kind], here, dict)
+    if action is None:
+        return None
+    if kind == "exec":
+        _check_fields(ctx, action, here, "ExecAction")
+        command = _strings(ctx, action.get("command"), here + ("command",))
+        if not command:
+            ctx.error(here + ("command",), "required: a non-empty list of strings")
+            return None
+        return Handler("exec", command=command)
+    if kind == "sleep":
+        _check_fields(ctx, action, here, "SleepAction")
+        if action.get("seconds") is None:
+            ctx.error(here + ("seconds",), f"required field is missing (expected 1..{max(grace, 1)})")
+        seconds = _int_in(ctx, action.get("seconds"), here + ("seconds",), 1, max(grace, 1))
+        return None if seconds is None else Handler("sleep", seconds=seconds)
+    _check_fields(ctx, action, here, "TCPSocketAction" if kind == "tcpSocket" else "HTTPGetAction")
+    port = _probe_port(ctx, action.get("port"), here + ("port",), port_names)
+    host = _optional(ctx, action.get("host"), here + ("host",),
+                     lambda s: None if len(s) <= 253 and _PROBE_HOST.fullmatch(s) else
+                     f"{_show(s)} is not a host name or IP address")
+    if kind == "tcpSocket":
+        return None if port is None else Handler("tcpSocket", host=host or "", port=port)
+    path_ = _optional(ctx, action.get("path"), here + ("path",),
+                      lambda s: None if s.startswith("/") and s.isprintable() and " " not in s else
+                      f"{_show(s)} is not an absolute URL path (printable, no spaces)")
+    headers = []
+    for hp, item in _items(ctx, action.get("httpHeaders"), here + ("httpHeaders",), "a header"):
+        _check_fields(ctx, item, hp, "HTTPHeader")
+        name = _required(ctx, item, hp, "name", "an HTTP header name",
+                         lambda s: None if _HTTP_TOKEN.fullmatch(s) else
+                         f"{_show(s)} is not an HTTP header name")
+        val = _checked(ctx, item.get("value") or "", hp + ("value",),
+                       lambda s: None if s.isprintable() else
+                       f"{_show(s)} contains control characters")
+        if name is not None and val is not None:
+            headers.append((name, val))
+    if port is None:
+        return None
+    return Handler("httpGet", host=host or "", port=port, path=path_ or "/", headers=tuple(headers))
+
+
+def _probe_port(ctx: _Ctx, value: Any, path: FieldPath, port_names: set[str]) -> int | str | None:
+    if value is None:
+        ctx.error(path, "required field is missing (expected 1..65535 or a container port name)")
+        return None
+    if isinstance(value, str):
+        problem = port_name_problem(value)
+        if problem:
+            ctx.error(path, problem)
+            return None
+        if value not in port_names:
+            known = ", ".join(sorted(port_names)) or "none"
+            ctx.error(path, f"no container port named {_show(value)} (port names: {known})")
+            return None
+        return value
+    return _int_in(ctx, value, path, 1, 65535)
 
 
 def _strings(ctx: _Ctx, value: Any, path: FieldPath) -> tuple[str, ...] | None:
@@ -1057,6 +1252,8 @@ def pod_to_k8s(pod: Pod) -> dict:
     if pod.meta.annotations:
         meta["annotations"] = dict(pod.meta.annotations)
     spec: dict[str, Any] = {"containers": [_container_to_k8s(c) for c in pod.spec.containers]}
+    if pod.spec.init_containers:
+        spec["initContainers"] = [_container_to_k8s(c) for c in pod.spec.init_containers]
     if pod.spec.volumes:
         spec["volumes"] = [_volume_to_k8s(v) for v in pod.spec.volumes]
     spec["restartPolicy"] = pod.spec.restart_policy
@@ -1101,7 +1298,37 @@ def _container_to_k8s(c: Container) -> dict:
             if m.read_only:
                 mount["readOnly"] = True
     out["imagePullPolicy"] = c.image_pull_policy
+    if c.restart_policy is not None:
+        out["restartPolicy"] = c.restart_policy
+    for key, probe in (("livenessProbe", c.liveness_probe), ("readinessProbe", c.readiness_probe),
+                       ("startupProbe", c.startup_probe)):
+        if probe is not None:
+            out[key] = {**_handler_to_k8s(probe.handler),
+                        "initialDelaySeconds": probe.initial_delay_seconds,
+                        "periodSeconds": probe.period_seconds, "timeoutSeconds": probe.timeout_seconds,
+                        "successThreshold": probe.success_threshold,
+                        "failureThreshold": probe.failure_threshold}
+    hooks = {k: _handler_to_k8s(h) for k, h in (("postStart", c.post_start), ("preStop", c.pre_stop))
+             if h is not None}
+    if hooks:
+        out["lifecycle"] = hooks
     return out
+
+
+def _handler_to_k8s(h: Handler) -> dict:
+    if h.kind == "exec":
+        return {"exec": {"command": list(h.command)}}
+    if h.kind == "sleep":
+        return {"sleep": {"seconds": h.seconds}}
+    action: dict[str, Any] = {"port": h.port}
+    if h.host:
+        action["host"] = h.host
+    if h.kind == "httpGet":
+        action["path"] = h.path
+        action["scheme"] = "HTTP"
+        if h.headers:
+            action["httpHeaders"] = [{"name": n, "value": v} for n, v in h.headers]
+    return {h.kind: action}
 
 
 def _port_to_k8s(p: ContainerPort) -> dict:

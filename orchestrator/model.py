@@ -193,6 +193,38 @@ class VolumeMount:
     read_only: bool = False
 
 
+PROBE_KINDS = ("exec", "tcpSocket", "httpGet")
+HOOK_KINDS = ("exec", "httpGet", "sleep")
+
+
+@dataclass(frozen=True)
+class Handler:
+    """What a probe or a lifecycle hook does: exactly one of exec (command), tcpSocket
+    (host, port), httpGet (host, port, path, headers) or sleep (seconds; hooks only).
+    `port` is a number, or a name of one of the container's ports (resolved when the
+    runtime spec is made); `host` "" means the pod's IP."""
+
+    kind: str  # exec | tcpSocket | httpGet | sleep
+    command: tuple[str, ...] = ()
+    host: str = ""
+    port: int | str = 0
+    path: str = "/"
+    headers: tuple[tuple[str, str], ...] = ()  # in order; names may repeat
+    seconds: int = 0
+
+
+@dataclass(frozen=True)
+class Probe:
+    """A liveness, readiness or startup probe with Kubernetes' defaults."""
+
+    handler: Handler
+    initial_delay_seconds: int = 0
+    period_seconds: int = 10
+    timeout_seconds: int = 1
+    success_threshold: int = 1
+    failure_threshold: int = 3
+
+
 @dataclass(frozen=True)
 class Container:
     name: str
@@ -207,6 +239,17 @@ class Container:
     volume_mounts: tuple[VolumeMount, ...] = ()
     image_pull_policy: str = "IfNotPresent"
     env_from: tuple[EnvFromSource, ...] = ()
+    restart_policy: str | None = None  # init containers only: "Always" makes a sidecar
+    liveness_probe: Probe | None = None
+    readiness_probe: Probe | None = None
+    startup_probe: Probe | None = None
+    post_start: Handler | None = None
+    pre_stop: Handler | None = None
+
+    @property
+    def is_sidecar(self) -> bool:
+        """An init container with restartPolicy Always (Kubernetes' native sidecar)."""
+        return self.restart_policy == "Always"
 
     def effective_requests(self) -> Resources:
         """Kubernetes: a limit without a request makes the request equal to the limit."""
@@ -249,15 +292,31 @@ class PodSpec:
     host_aliases: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (ip, hostnames)
     hostname: str | None = None
     subdomain: str | None = None
+    init_containers: tuple[Container, ...] = ()  # in order; sidecars among them
+
+    def all_containers(self) -> tuple[Container, ...]:
+        """Init containers (in order), then app containers."""
+        return self.init_containers + self.containers
 
     def requests(self) -> Resources:
-        """The pod's total request: the sum over app containers (0 where unset)."""
-        cpu = sum((c.effective_requests().cpu_m or 0) for c in self.containers)
-        mem = sum((c.effective_requests().memory or 0) for c in self.containers)
-        return Resources(cpu_m=cpu, memory=mem)
+        """The pod's effective request, as the scheduler counts it (Kubernetes'
+        PodRequests): app containers plus sidecars, or the largest need of any init
+        container while it runs (with the sidecars started before it), whichever is more."""
+        def total(attr: str) -> int:
+            steady = sum(getattr(c.effective_requests(), attr) or 0 for c in self.containers)
+            sidecars, peak = 0, 0
+            for c in self.init_containers:
+                need = getattr(c.effective_requests(), attr) or 0
+                if c.is_sidecar:
+                    sidecars += need
+                    peak = max(peak, sidecars)
+                else:
+                    peak = max(peak, sidecars + need)
+            return max(steady + sidecars, peak)
+        return Resources(cpu_m=total("cpu_m"), memory=total("memory"))
 
     def images(self) -> tuple[str, ...]:
-        return tuple(dict.fromkeys(c.image for c in self.containers))
+        return tuple(dict.fromkeys(c.image for c in self.all_containers()))
 
 
 @dataclass(frozen=True)

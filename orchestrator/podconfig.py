@@ -39,7 +39,7 @@ def problem(pod: Pod, uid: str, objects: ObjectIndex) -> ConfigMissing | None:
         for v in pod.spec.volumes:
             if v.kind in ("configMap", "secret"):
                 volume_files(pod, facts, v)
-        for c in pod.spec.containers:
+        for c in pod.spec.all_containers():
             resolve(pod, c, facts)
     except ConfigMissing as exc:
         return exc

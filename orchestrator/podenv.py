@@ -131,7 +131,7 @@ def field_value(pod: Pod, facts: PodFacts, path: str) -> str:
 def resource_value(pod: Pod, current: Container, facts: PodFacts, ref: ResourceFieldRef) -> str:
     """The kubelet's ExtractContainerResourceValue: limits default to the host's
     allocatable; divided by the divisor and rounded up."""
-    c = next((x for x in pod.spec.containers if x.name == ref.container_name), current) \
+    c = next((x for x in pod.spec.all_containers() if x.name == ref.container_name), current) \
         if ref.container_name else current
     which, resource = ref.resource.split(".", 1)
     if resource == "cpu":
@@ -262,7 +262,7 @@ def volume_files(pod: Pod, facts: PodFacts, v: Volume) -> list[VolumeFile]:
 def references(pod: Pod) -> set[tuple[str, str]]:
     """(kind, name) of every ConfigMap and Secret the pod names."""
     refs = set()
-    for c in pod.spec.containers:
+    for c in pod.spec.all_containers():
         refs |= {(s.kind, s.name) for s in c.env_from}
         refs |= {(e.value_from.kind, e.value_from.name) for e in c.env if isinstance(e.value_from, KeyRef)}
     for v in pod.spec.volumes:

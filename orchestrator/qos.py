@@ -16,7 +16,7 @@ def qos_class(pod: Pod) -> str:
     requests: dict[str, int] = {}
     limits: dict[str, int] = {}
     guaranteed = True
-    for c in pod.spec.containers:
+    for c in pod.spec.all_containers():
         req = c.effective_requests()
         for name, value in (("cpu", req.cpu_m), ("memory", req.memory)):
             if value:

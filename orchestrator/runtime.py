@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Mapping, Sequence
 
 from .errors import PodctlError
-from .model import Container, ImageConfig, Pod
+from .model import Container, Handler, ImageConfig, Pod, PodSpec, Probe
 from . import podenv
 from .podenv import PodFacts, Value
 from .qos import oom_score_adj
@@ -211,6 +211,78 @@ def _container_context(pod: Pod, uid: str, c: Container, image: ImageConfig,
     }
 
 
+# The supervisor's handler slots: probes, then lifecycle hooks.
+HANDLER_SLOTS = ("startup", "liveness", "readiness", "poststart", "prestop")
+
+
+def _role(c: Container, init: bool) -> str:
+    return "sidecar" if c.is_sidecar else ("init" if init else "app")
+
+
+def _handler_context(c: Container, h: Handler, pod_ip: str) -> dict:
+    """A probe's or hook's action as words for the supervisor: the kind and its argv.
+    exec: the command; tcpSocket: host port; httpGet: host port path "Name: value"...;
+    sleep: seconds. A named port is resolved to the container's port number."""
+    if h.kind == "exec":
+        return {"kind": "exec", "argv": list(h.command)}
+    if h.kind == "sleep":
+        return {"kind": "sleep", "argv": [str(h.seconds)]}
+    port = h.port
+    if isinstance(port, str):
+        numbers = [p.container_port for p in c.ports if p.name == port]
+        if not numbers:
+            raise RuntimeSpecError(f"container {c.name}: no port named {port!r}")
+        port = numbers[0]
+    host = h.host or pod_ip
+    if h.kind == "tcpSocket":
+        return {"kind": "tcpSocket", "argv": [host, str(port)]}
+    headers = [f"{n}: {v}" for n, v in h.headers]
+    if not any(n.lower() == "host" for n, _ in h.headers):
+        headers.insert(0, f"Host: {host}:{port}")
+    return {"kind": "httpGet", "argv": [host, str(port), h.path, *headers]}
+
+
+def _probe_params(p: Probe) -> list[str]:
+    return [str(p.initial_delay_seconds), str(p.period_seconds), str(p.timeout_seconds),
+            str(p.success_threshold), str(p.failure_threshold)]
+
+
+def supervisor_entries(spec: PodSpec, pod_ip: str) -> list[dict]:
+    """Per container (init containers in order, then app containers): its role and
+    handler slots, as the supervisor template lays them out in bash arrays."""
+    out = []
+    for init, c in [(True, x) for x in spec.init_containers] + [(False, x) for x in spec.containers]:
+        slots = []
+        for slot, probe in (("startup", c.startup_probe), ("liveness", c.liveness_probe),
+                            ("readiness", c.readiness_probe)):
+            if probe is not None:
+                slots.append({"slot": slot, **_handler_context(c, probe.handler, pod_ip),
+                              "params": _probe_params(probe)})
+        for slot, hook in (("poststart", c.post_start), ("prestop", c.pre_stop)):
+            if hook is not None:
+                slots.append({"slot": slot, **_handler_context(c, hook, pod_ip), "params": []})
+        out.append({"name": _name(c.name, "container name"), "role": _role(c, init), "slots": slots})
+    return out
+
+
+def _pod_limit(spec: PodSpec, attr: str) -> int | None:
+    """The pod cgroup's limit: set only when every container has one (as in Kubernetes),
+    then what the pod can use at its peak (app containers and sidecars, or an init
+    container with the sidecars started before it)."""
+    every = spec.all_containers()
+    if not all(getattr(c.limits, attr) for c in every):
+        return None
+    steady = sum(getattr(c.limits, attr) for c in spec.containers)
+    sidecars, peak = 0, 0
+    for c in spec.init_containers:
+        if c.is_sidecar:
+            sidecars += getattr(c.limits, attr)
+            peak = max(peak, sidecars)
+        else:
+            peak = max(peak, sidecars + getattr(c.limits, attr))
+    return max(steady + sidecars, peak)
+
+
 def pod_context(pod: Pod, uid: str, images: Mapping[str, ImageConfig], net: Network,
                 pids_max: int | None = DEFAULT_PIDS_MAX, facts: PodFacts | None = None,
                 memory_capacity: int = 0) -> dict:
@@ -221,7 +293,8 @@ def pod_context(pod: Pod, uid: str, images: Mapping[str, ImageConfig], net: Netw
     are in "payload" (for the batch's stdin), never in a rendered script.
     `memory_capacity`: the host's memory (oom_score_adj of Burstable containers)."""
     check_uid(uid)
-    missing = [c.image for c in pod.spec.containers if c.image not in images]
+    every = pod.spec.all_containers()
+    missing = [c.image for c in every if c.image not in images]
     if missing:
         raise RuntimeSpecError(f"pod {pod.key}: no image for {', '.join(missing)}")
     if facts is None:
@@ -229,23 +302,36 @@ def pod_context(pod: Pod, uid: str, images: Mapping[str, ImageConfig], net: Netw
                          allocatable_memory=0)
     secrets = _Secrets(uid)
     volumes = _volume_sources(pod, uid, facts, secrets)
+    entries = supervisor_entries(pod.spec, net.ip)
     pod_ctx = {"uid": uid, "restart_policy": pod.spec.restart_policy,
                "grace": pod.spec.termination_grace_period_seconds,
                "container_names": [c.name for c in pod.spec.containers],
-               "share_pid": bool(getattr(pod.spec, "share_process_namespace", False))}
+               "init_names": [c.name for c in pod.spec.init_containers],
+               "entries": entries,
+               "share_pid": bool(pod.spec.share_process_namespace)}
     containers = []
-    for c in pod.spec.containers:
+    for c in every:
         ctx = _container_context(pod, uid, c, images[c.image], volumes, facts, secrets, memory_capacity)
+        # What the start script reports as the container starts: started unless a startup
+        # probe must pass first; ready once started, unless a readiness probe must pass
+        # (a regular init container is never ready while it runs). With a postStart hook
+        # the supervisor reports running, once the hook has completed.
+        started = c.startup_probe is None
+        ready = started and c.readiness_probe is None and c in pod.spec.containers + tuple(
+            x for x in pod.spec.init_containers if x.is_sidecar)
+        ctx["started_initially"] = "true" if started else "false"
+        ctx["ready_initially"] = "true" if ready else "false"
+        ctx["hold_running"] = "yes" if c.post_start is not None else "no"
         ctx["script"] = render("container.sh.j2", pod=pod_ctx, c=ctx)
         containers.append(ctx)
-    limits = [c.limits for c in pod.spec.containers]
-    # A pod-level limit exists only when every container has one (as in Kubernetes).
-    pod_mem = sum(x.memory for x in limits) if all(x.memory for x in limits) else None
-    pod_cpu = sum(x.cpu_m for x in limits) if all(x.cpu_m for x in limits) else None
+    pod_mem = _pod_limit(pod.spec, "memory")
+    pod_cpu = _pod_limit(pod.spec, "cpu_m")
     veth, _ = veth_names(uid)
     meta = {"uid": uid, "name": pod.name, "namespace": pod.namespace,
             "containers": [c.name for c in pod.spec.containers],
-            "images": {c.name: images[c.image].digest for c in pod.spec.containers}}
+            "images": {c.name: images[c.image].digest for c in every}}
+    if pod.spec.init_containers:
+        meta["initContainers"] = [c.name for c in pod.spec.init_containers]
     return {
         **pod_ctx,
         "name": _name(pod.name, "pod name"),
@@ -253,7 +339,7 @@ def pod_context(pod: Pod, uid: str, images: Mapping[str, ImageConfig], net: Netw
         "prefix": net.prefix,
         "gateway": net.gateway,
         "veth": veth,
-        "image_dirs": sorted({image_dir(images[c.image].digest) for c in pod.spec.containers}),
+        "image_dirs": sorted({image_dir(images[c.image].digest) for c in every}),
         "pod_json": json.dumps(meta, separators=(",", ":"), sort_keys=True),
         "hostname": _name(podenv.hostname(pod), "hostname"),
         "hosts_file": podenv.hosts_file(pod, net.ip),
@@ -271,6 +357,9 @@ def pod_context(pod: Pod, uid: str, images: Mapping[str, ImageConfig], net: Netw
         "secret_tmpfs_size": sum(len(d) + 4096 for _, d, _ in secrets.files) + 65536,
         "payload": b"".join(data for _, data, _ in secrets.files),
         "events": [e for c in containers for e in c["events"]],
+        # The create script waits for these to start: the app containers, or with init
+        # containers only the first one (init containers may take long to complete).
+        "wait_names": [every[0].name] if pod.spec.init_containers else [c.name for c in pod.spec.containers],
     }
 
 

@@ -10,7 +10,8 @@ from .model import Pod
 from .ephemeral import statuses as ephemeral_statuses
 from .probe import HostSnapshot
 from .qos import qos_class
-from .status import container_statuses, display_status, pod_phase, summarize_ready
+from .status import (PodLayout, display_status, initialized, pod_conditions, pod_phase, statuses,
+                     summarize_ready)
 from .store import PodRow
 
 
@@ -46,17 +47,20 @@ def pod_object(row: PodRow, pod: Pod, snap: HostSnapshot | None, host_ip: str | 
         body["spec"]["nodeName"] = row.node
     observed = snap.pods.get(row.uid) if snap and snap.reachable else None
     reachable = None if snap is None else snap.reachable
-    phase, reason = pod_phase(observed, pod.spec.restart_policy, row.node is not None, reachable)
-    images = {c.name: c.image for c in pod.spec.containers}
-    statuses = container_statuses(observed, images)
-    if image_waiting is not None and observed is None:
-        for s in statuses:
+    layout = PodLayout.of(pod.spec)
+    phase, reason = pod_phase(observed, pod.spec.restart_policy, row.node is not None, reachable, layout)
+    init_statuses, container_statuses = statuses(observed, layout)
+    # Before anything runs, the first container to start (the first init container, or
+    # every app container) shows why it waits, as the kubelet reports it.
+    first = init_statuses[:1] + (container_statuses if not init_statuses else [])
+    if image_waiting and observed is None:
+        for s in init_statuses + container_statuses:
             if s["name"] in image_waiting:
                 why, message = image_waiting[s["name"]]
                 s["state"] = {"waiting": {"reason": why, "message": message}}
                 reason = why
     elif image_missing and observed is None:
-        for s in statuses:
+        for s in first:
             s["state"] = {"waiting": {"reason": "ErrImageNeverPull",
                                       "message": f'image "{s["image"]}" is not in the podctl image store '
                                                  f"(podctl image import)"}}
@@ -65,17 +69,13 @@ def pod_object(row: PodRow, pod: Pod, snap: HostSnapshot | None, host_ip: str | 
         why, message = config_error
         # env: CreateContainerConfigError; a volume: still ContainerCreating (FailedMount)
         waiting = "CreateContainerConfigError" if why != "FailedMount" else "ContainerCreating"
-        for s in statuses:
+        for s in first:
             s["state"] = {"waiting": {"reason": waiting, "message": message}}
         reason = waiting
-    ready = phase == "Running" and all(s["ready"] for s in statuses)
-    conditions = [
-        {"type": "PodScheduled", "status": "True" if row.node else "False",
-         **({} if row.node else {"reason": "Unschedulable", "message": pending_message})},
-        {"type": "Initialized", "status": "True"},
-        {"type": "ContainersReady", "status": str(ready)},
-        {"type": "Ready", "status": str(ready)},
-    ]
+    init_done = initialized(observed, layout)
+    conditions = pod_conditions(phase, row.node is not None, init_done, container_statuses, init_statuses,
+                                layout.sidecars, condition_times(row, observed, layout, init_done),
+                                pending_message)
     metadata = dict(body.get("metadata") or {})
     metadata.update({"uid": row.uid, "creationTimestamp": rfc3339(row.created_at)})
     if row.deleting:
@@ -83,13 +83,15 @@ def pod_object(row: PodRow, pod: Pod, snap: HostSnapshot | None, host_ip: str | 
     if row.owner_kind:
         metadata["ownerReferences"] = [{"kind": row.owner_kind, "name": row.owner_name,
                                         "uid": row.owner_uid, "controller": True}]
-    status = {"phase": phase, "conditions": conditions, "containerStatuses": statuses,
+    status = {"phase": phase, "conditions": conditions, "containerStatuses": container_statuses,
               "qosClass": qos_class(pod)}
     ephemeral = getattr(row, "ephemeral", None) or []
     if ephemeral:
         body["spec"]["ephemeralContainers"] = [dict(e) for e in ephemeral]
         seen = None if observed is None else list(observed.status.get("ephemeral") or [])
         status["ephemeralContainerStatuses"] = ephemeral_statuses(ephemeral, seen, {})
+    if init_statuses:
+        status["initContainerStatuses"] = init_statuses
     if reason:
         status["reason"] = reason
     if row.pod_ip:
@@ -100,15 +102,43 @@ def pod_object(row: PodRow, pod: Pod, snap: HostSnapshot | None, host_ip: str | 
     return {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": body["spec"], "status": status}
 
 
+def condition_times(row: PodRow, observed, layout: PodLayout, init_done: bool) -> dict:
+    """lastTransitionTime of each condition, from what the supervisor recorded: when
+    the pod was scheduled (created), when its init containers were done, when its
+    containers' readiness last changed (or they started)."""
+    created = rfc3339(row.created_at)
+    times = {"PodScheduled": created if row.node else None, "Initialized": created}
+    entries = {c.get("name"): c for c in (observed.containers if observed else [])}
+    if layout.init_containers and init_done:
+        ends = [((entries.get(n) or {}).get("state") or {}).get("terminated", {}).get("finishedAt")
+                for n in layout.init_containers if n not in layout.sidecars]
+        times["Initialized"] = max([t for t in ends if t] or [created])
+    marks = []
+    for name in list(layout.containers) + sorted(layout.sidecars):
+        e = entries.get(name) or {}
+        state = e.get("state") or {}
+        for t in (e.get("readyChangedAt"), (state.get("running") or {}).get("startedAt"),
+                  (state.get("terminated") or {}).get("finishedAt")):
+            if t:
+                marks.append(t)
+    if marks:
+        times["ContainersReady"] = times["Ready"] = max(marks)
+    return times
+
+
 def pod_row_columns(obj: dict, wide: bool, now: float | None = None) -> list[str]:
     st = obj["status"]
     statuses = st.get("containerStatuses") or []
+    inits = st.get("initContainerStatuses") or []
+    sidecars = frozenset(c.get("name") for c in obj["spec"].get("initContainers") or []
+                         if c.get("restartPolicy") == "Always")
+    init_done = any(c.get("type") == "Initialized" and c.get("status") == "True" for c in st.get("conditions") or [])
     shown = "Terminating" if obj["metadata"].get("deletionTimestamp") else display_status(
-        st["phase"], st.get("reason", ""), statuses)
-    restarts = sum(s.get("restartCount", 0) for s in statuses)
+        st["phase"], st.get("reason", ""), statuses, inits, sidecars, init_done)
+    restarts = sum(s.get("restartCount", 0) for s in statuses + inits)
     created = obj["metadata"].get("creationTimestamp")
     ts = datetime.strptime(created, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc).timestamp() if created else None
-    cols = [obj["metadata"]["name"], summarize_ready(statuses), shown, str(restarts), age(ts, now)]
+    cols = [obj["metadata"]["name"], summarize_ready(statuses, inits, sidecars), shown, str(restarts), age(ts, now)]
     if wide:
         cols += [st.get("podIP") or "<none>", obj["spec"].get("nodeName") or "<none>"]
     return cols

@@ -105,13 +105,15 @@ def owned_pod_from_k8s(pod: Mapping, *, uid: str, created_at: float, host: str |
     """An OwnedPod from a Kubernetes-shaped pod object (what orchestrator.views.pod_object
     returns: metadata, status.phase, status.conditions, status.containerStatuses) and
     the store row's facts. ready_since is the latest container start of a ready pod
-    (podctl has no readiness probes: a pod is ready once all its containers run);
+    (the Ready condition's lastTransitionTime, else the latest container start);
     finished_at the latest container finish of a Succeeded/Failed pod."""
     meta = pod.get("metadata") or {}
     status = pod.get("status") or {}
     phase = status.get("phase") if status.get("phase") in PHASES else "Unknown"
-    ready = any(c.get("type") == "Ready" and c.get("status") == "True"
-                for c in status.get("conditions") or [])
+    ready_cond = [c for c in status.get("conditions") or [] if c.get("type") == "Ready"]
+    ready = any(c.get("status") == "True" for c in ready_cond)
+    # Readiness probes decide Ready: it became ready at the condition's transition.
+    ready_at = parse_time(ready_cond[0].get("lastTransitionTime")) if ready and ready_cond else None
     starts, finishes, codes, reasons, restarts = [], [], [], [], 0
     for c in status.get("containerStatuses") or []:
         restarts += int(c.get("restartCount") or 0)
@@ -128,7 +130,8 @@ def owned_pod_from_k8s(pod: Mapping, *, uid: str, created_at: float, host: str |
     return OwnedPod(
         uid=uid, name=str(meta.get("name") or ""), labels=meta.get("labels") or {},
         phase=phase, ready=ready and phase == "Running",
-        ready_since=max(starts) if ready and starts else None, created_at=created_at,
+        ready_since=ready_at if ready_at is not None else (max(starts) if ready and starts else None),
+        created_at=created_at,
         host=host, deleting=deleting, restart_count=restarts, exit_codes=tuple(codes),
         reasons=tuple(reasons),
         finished_at=max(finishes) if finishes and phase in TERMINAL else None)

@@ -228,6 +228,23 @@ pause_start() {
   return 1
 }
 
+# env_from_environ FILE: a process's environment (/proc/PID/environ) as `env -S`'s
+# argument in ENV_SPLIT, with every value exported as PODCTL_E<i>: no value is ever in
+# an argv (ps shows argv to every user), see container.sh.j2. Run it in a subshell.
+env_from_environ() {
+  local envv kv name i
+  mapfile -d '' envv <"$1" || return 1
+  ENV_SPLIT="-i --"
+  for i in "${!envv[@]}"; do
+    kv=${envv[$i]}
+    export "PODCTL_E$i=${kv#*=}"
+    name=${kv%%=*}
+    name=${name//\\/\\\\}
+    name=${name//\'/\\\'}
+    ENV_SPLIT+=" '$name='\"\${PODCTL_E$i}\""
+  done
+}
+
 # The command that puts a container's start script into the pod: nsenter into the
 # pod's net/ipc/uts namespaces, then its own mount namespace and either the pod's
 # shared PID namespace (a pause process holds it) or, by default, its own. A second
@@ -397,8 +414,10 @@ fe00::2	ip6-allrouters
 printf '%s\n' "$POD_HOSTNAME" >"$P/etc/hostname"
 cat /etc/resolv.conf >"$P/etc/resolv.conf" 2>/dev/null || : >"$P/etc/resolv.conf"
 printf '%s' '#!/bin/bash
-# podctl pod supervisor: starts the pod'"'"'s containers, restarts them per restartPolicy
-# with Kubernetes'"'"' backoff, records their states, and stops them on SIGTERM.
+# podctl pod supervisor: runs the init containers in order (sidecars kept running), then
+# the app containers; restarts them per restartPolicy with Kubernetes'"'"' backoff; runs
+# their probes and lifecycle hooks; records their states; and on SIGTERM stops the app
+# containers, then the sidecars in reverse order.
 # It runs detached (setsid) so the pod outlives the SSH session that created it.
 set -u
 # --- podctl host library (templates/lib.sh.j2) ---
@@ -630,6 +649,23 @@ pause_start() {
   return 1
 }
 
+# env_from_environ FILE: a process'"'"'s environment (/proc/PID/environ) as `env -S`'"'"'s
+# argument in ENV_SPLIT, with every value exported as PODCTL_E<i>: no value is ever in
+# an argv (ps shows argv to every user), see container.sh.j2. Run it in a subshell.
+env_from_environ() {
+  local envv kv name i
+  mapfile -d '"'"''"'"' envv <"$1" || return 1
+  ENV_SPLIT="-i --"
+  for i in "${!envv[@]}"; do
+    kv=${envv[$i]}
+    export "PODCTL_E$i=${kv#*=}"
+    name=${kv%%=*}
+    name=${name//\\/\\\\}
+    name=${name//\'"'"'/\\\'"'"'}
+    ENV_SPLIT+=" '"'"'$name='"'"'\"\${PODCTL_E$i}\""
+  done
+}
+
 # The command that puts a container'"'"'s start script into the pod: nsenter into the
 # pod'"'"'s net/ipc/uts namespaces, then its own mount namespace and either the pod'"'"'s
 # shared PID namespace (a pause process holds it) or, by default, its own. A second
@@ -670,25 +706,39 @@ POD_UID=0d6f2a4e-1b7c-4c2d-9e3f-5a6b7c8d9e0f
 RESTART_POLICY=OnFailure
 GRACE=5
 CONTAINERS=(app side)
+INITS=()
+# Per container: its role (init, sidecar, app) and its probes and hooks. A handler slot
+# (startup, liveness, readiness, poststart, prestop) of container N is H_N_<slot>_KIND
+# (exec, tcpSocket, httpGet, sleep), H_N_<slot> (its words: see runtime._handler_context)
+# and, for probes, H_N_<slot>_P (initialDelay, period, timeout, successThreshold,
+# failureThreshold).
+declare -A IDX=() ROLE=()
+def_container() { IDX[$1]=$2; ROLE[$1]=$3; }
+# def_handler N SLOT KIND NPARAMS PARAM... WORD...
+# shellcheck disable=SC2034  # namerefs: they set the H_ arrays
+def_handler() {
+  [[ $1 =~ ^[0-9]+$ && $2 =~ ^[a-z]+$ && $4 =~ ^[0-9]+$ ]] || { echo "podctl: bad handler" >&2; exit 125; }
+  declare -g "H_${1}_${2}_KIND=$3"
+  declare -ga "H_${1}_${2}_P=()" "H_${1}_${2}=()"
+  local -n def_params="H_${1}_${2}_P" def_words="H_${1}_${2}"
+  def_params=("${@:5:$4}")
+  def_words=("${@:$((5 + $4))}")
+}
+def_container app 0 app
+def_container side 1 app
 P="$PODCTL_STATE/pods/$POD_UID"
 R="$PODCTL_RUN/pods/$POD_UID"
 # Kubernetes'"'"' crash-loop backoff: 10 s doubling to 5 min, reset after 10 min of running.
 BACKOFF_START=10
 BACKOFF_MAX=300
 BACKOFF_RESET=600
+POSTSTART_TIMEOUT=120  # a hung postStart hook fails after this long
 
 echo $$ >"$R/supervisor.pid"
 
-# One container'"'"'s status entry, shaped like Kubernetes'"'"' containerStatuses[] item, in
-# containers/<name>/state.json (replaced atomically; the probe reads them all).
-# Every value is produced here (names were validated as DNS labels), so printf is safe.
-write_cstate() {
-  local name=$1 state=$2 restarts=$3 last=$4
-  write_atomic "$P/containers/$name/state.json" \
-    "$(printf '"'"'{"name":"%s","restartCount":%d,"state":%s,"lastState":%s}'"'"' "$name" "$restarts" "$state" "$last")"
-}
-
 stopping() { [ -e "$R/stopping" ]; }
+# A container is halted when the pod stops, or (a sidecar) when its pod has completed.
+halted() { stopping || [ -e "$R/halt-$1" ]; }
 
 # Sleep up to N seconds, waking early when the pod is being stopped.
 nap() {
@@ -696,30 +746,313 @@ nap() {
   while [ $SECONDS -lt "$end" ] && ! stopping; do nap_s 0.2; done
 }
 
+# NOW_MS: the time in milliseconds (builtins only: the probe loop asks often).
+now_ms() { NOW_MS=${EPOCHREALTIME/./}; NOW_MS=$((10#${NOW_MS:0:-3})); }
+
+# Text for a JSON string: printable ASCII, quotes and backslashes escaped, at most 300
+# chars, and no space (the probe reports a pod'"'"'s status as one space-free word).
+json_text() {
+  local s=${1:0:300}
+  s=${s//[^ -~]/ }
+  s=${s//\\/\\\\}
+  s=${s//\"/\\\"}
+  JSON_TEXT=${s// /\\u0020}
+}
+
+# Wait for a background job, through the signals the supervisor traps.
+wait_for() {
+  local rc
+  while :; do
+    wait "$1"
+    rc=$?
+    if [ "$rc" -gt 128 ] && kill -0 "$1" 2>/dev/null; then continue; fi
+    return "$rc"
+  done
+}
+
+# ---------------------------------------------------------------- logs
+
+# One stream of a container into its log in the CRI format that `podctl logs` reads:
+# "<RFC 3339 UTC, microseconds> <stdout|stderr> F <line>", one write per line.
+log_lines() {
+  local stream=$1 line t
+  while IFS= read -r line || [ -n "$line" ]; do
+    t=$EPOCHREALTIME
+    printf '"'"'%(%Y-%m-%dT%H:%M:%S)T.%sZ %s F %s\n'"'"' "${t%.*}" "${t#*.}" "$stream" "$line"
+  done >>"$2"
+}
+
+# ---------------------------------------------------------------- handlers
+
+# Probe actions that need no process in the container: run by a bash in the pod'"'"'s net
+# namespace, on their words as arguments (never as code).
+# shellcheck disable=SC2016
+NET_ACTIONS='"'"'
+tcp() { exec 3<>"/dev/tcp/$1/$2"; }
+http() {
+  local host=$1 port=$2 path=$3 h code proto
+  shift 3
+  exec 3<>"/dev/tcp/$host/$port" || return 1
+  {
+    printf "GET %s HTTP/1.1\r\n" "$path"
+    for h in "$@"; do printf "%s\r\n" "$h"; done
+    printf "User-Agent: kube-probe/podctl\r\nAccept: */*\r\nConnection: close\r\n\r\n"
+  } >&3
+  read -r proto code _ <&3 || { echo "no HTTP response"; return 1; }
+  [[ $code =~ ^[0-9]{3}$ ]] || { echo "bad HTTP status line"; return 1; }
+  if [ "$code" -ge 200 ] && [ "$code" -lt 400 ]; then return 0; fi
+  echo "HTTP probe failed with statuscode: $code"
+  return 1
+}
+"$@"'"'"'
+
+# run_handler N SLOT TIMEOUT CPID: run container N'"'"'s handler once; status 0 on success,
+# HANDLER_OUT says what happened otherwise.
+run_handler() {
+  local n=$1 slot=$2 timeout=$3 cpid=$4 kind rc=0
+  local -n hwords="H_${n}_${slot}"
+  kind="H_${n}_${slot}_KIND"
+  kind=${!kind}
+  [ "$timeout" -ge 1 ] || timeout=1
+  HANDLER_OUT=""
+  case "$kind" in
+    exec)
+      # As `podctl exec`: the container'"'"'s namespaces, root, cgroup and environment.
+      HANDLER_OUT=$(
+        name=${CONTAINER_OF[$n]}
+        cg_join "$POD_UID/$name" 2>/dev/null
+        env_from_environ "/proc/$cpid/environ" || exit 126
+        exec timeout -s KILL "$timeout" env -S "$ENV_SPLIT" "$(command -v nsenter)" \
+          -t "$cpid" -m -u -i -n -p -r -w -- "${hwords[@]}" </dev/null 2>&1
+      ) || rc=$?
+      [ "$rc" != 137 ] || HANDLER_OUT="command timed out after ${timeout}s"
+      ;;
+    tcpSocket)
+      nsenter --net="$R/ns/net" -- timeout -s KILL "$timeout" bash -c "$NET_ACTIONS" _ tcp "${hwords[@]}" \
+        </dev/null >/dev/null 2>&1 || rc=$?
+      [ "$rc" = 0 ] || HANDLER_OUT="dial tcp ${hwords[0]}:${hwords[1]}: connection failed"
+      ;;
+    httpGet)
+      HANDLER_OUT=$(nsenter --net="$R/ns/net" -- timeout -s KILL "$timeout" bash -c "$NET_ACTIONS" _ http \
+        "${hwords[@]}" </dev/null 2>/dev/null) || rc=$?
+      [ "$rc" = 0 ] || [ -n "$HANDLER_OUT" ] || HANDLER_OUT="Get http://${hwords[0]}:${hwords[1]}${hwords[2]}: failed"
+      ;;
+    sleep)
+      nap "${hwords[0]}"
+      ;;
+    *) return 0 ;;
+  esac
+  return "$rc"
+}
+
+has_handler() { local k="H_${1}_${2}_KIND"; [ -n "${!k:-}" ]; }
+
+# ---------------------------------------------------------------- one container
+
+declare -A CONTAINER_OF=()
+for c in "${!IDX[@]}"; do CONTAINER_OF[${IDX[$c]}]=$c; done
+
+# The runner'"'"'s view of its container, published as containers/<name>/state.json in the
+# shape of Kubernetes'"'"' containerStatuses[] item (plus podctl'"'"'s counters for events).
+# Every value is produced here (names were validated as DNS labels), so printf is safe.
+CS_RESTARTS=0 CS_STATE='"'"'{}'"'"' CS_LAST='"'"'{}'"'"' CS_READY=false CS_STARTED=false CS_READY_AT=""
+declare -A COUNT=()  # Liveness/Readiness/Startup failures, kills, hook failures
+declare -A NOTE=()
+extra_fields() {
+  local k sep="" out=""
+  for k in "${!COUNT[@]}"; do
+    json_text "${NOTE[$k]:-}"
+    out+="$sep\"$k\":{\"count\":${COUNT[$k]},\"message\":\"$JSON_TEXT\"}"
+    sep=,
+  done
+  EXTRA=""
+  [ -z "$out" ] || EXTRA=",\"podctl\":{$out}"
+  [ -z "$CS_READY_AT" ] || EXTRA+=",\"readyChangedAt\":\"$CS_READY_AT\""
+}
+publish() {
+  extra_fields
+  write_atomic "$C/state.json" \
+    "$(printf '"'"'{"name":"%s","restartCount":%d,"state":%s,"lastState":%s,"ready":%s,"started":%s%s}'"'"' \
+      "$NAME" "$CS_RESTARTS" "$CS_STATE" "$CS_LAST" "$CS_READY" "$CS_STARTED" "$EXTRA")"
+}
+# set_ready true|false: a readiness change, with its time (the Ready condition'"'"'s).
+set_ready() {
+  [ "$CS_READY" != "$1" ] || return 0
+  CS_READY=$1
+  printf -v CS_READY_AT '"'"'%(%Y-%m-%dT%H:%M:%SZ)T'"'"' -1
+}
+count() { COUNT[$1]=$((${COUNT[$1]:-0} + 1)); NOTE[$1]=$2; }
+
+# Start the container (its own mount and PID namespaces, the pod'"'"'s others) with its
+# stdout and stderr through log readers that stay outside its cgroup. Sets PID.
+# fds 7 and 8 carry the streams (a runner is a process of its own).
+launch_container() {
+  exec 7> >(log_lines stdout "$C/log")
+  LOG_PIDS=($!)
+  exec 8> >(log_lines stderr "$C/log")
+  LOG_PIDS+=($!)
+  # start.sh records the running state itself, right before it execs the command.
+  # pod_ns_argv: the pod'"'"'s net/ipc/uts namespaces, its shared PID namespace if it has one.
+  pod_ns_argv "$R"
+  "${PODNS_ARGV[@]}" /bin/bash "$C/start.sh" "$CS_RESTARTS" "$CS_LAST" "$EXTRA" </dev/null >&7 2>&8 7>&- 8>&- &
+  PID=$!
+  exec 7>&- 8>&-
+}
+
+# The log readers end when the container'"'"'s last process closes its output (bounded).
+wait_log_readers() {
+  local p end=$((SECONDS + 2))
+  for p in "${LOG_PIDS[@]}"; do
+    while kill -0 "$p" 2>/dev/null && [ $SECONDS -lt "$end" ]; do nap_s 0.01; done
+  done
+}
+
+# stop_container NAME END: preStop hook, SIGTERM to the main process, SIGKILL to what is
+# left at END (in $SECONDS). Works from any process of the supervisor.
+stop_container() {
+  local name=$1 end=$2 n=${IDX[$1]} pid=""
+  [ -n "$(cg_procs "$POD_UID/$name")" ] || return 0
+  read -r pid <"$P/containers/$name/pid" 2>/dev/null || true
+  if [ -n "$pid" ] && has_handler "$n" prestop; then
+    run_handler "$n" prestop $((end - SECONDS)) "$pid" >/dev/null || true
+  fi
+  [ -z "$pid" ] || kill -TERM "$pid" 2>/dev/null || true
+  while [ $SECONDS -lt "$end" ] && [ -n "$(cg_procs "$POD_UID/$name")" ]; do nap_s 0.1; done
+  cg_signal "$POD_UID/$name" KILL
+}
+
+# Probe state, per slot: next due time (ms), consecutive successes and failures.
+declare -A DUE=() OKS=() BADS=()
+probe_params() { local -n pp="H_${1}_${2}_P"; PD=${pp[0]} PP=${pp[1]} PT=${pp[2]} PS=${pp[3]} PF=${pp[4]}; }
+
+# Watch a started container until it exits: postStart first, then its probes. Sets
+# KILLED (a message) when the supervisor killed it for a failed hook or probe.
+watch_container() {
+  local n=${IDX[$NAME]} slot started_ms kind msg at
+  KILLED=""
+  # As start.sh reports it once running: started unless a startup probe must pass;
+  # ready once started unless a readiness probe must pass (never a regular init container).
+  CS_STARTED=true
+  has_handler "$n" startup && CS_STARTED=false
+  CS_READY=$CS_STARTED
+  if has_handler "$n" readiness || [ "${ROLE[$NAME]}" = init ]; then CS_READY=false; fi
+  if has_handler "$n" poststart; then
+    until [ -s "$C/started" ] || ! kill -0 "$PID" 2>/dev/null; do nap_s 0.01; done
+    if [ -s "$C/started" ]; then
+      read -r CPID <"$C/pid"
+      if run_handler "$n" poststart "$POSTSTART_TIMEOUT" "$CPID"; then
+        read -r at <"$C/started"
+        CS_STATE="{\"running\":{\"startedAt\":\"$at\"}}"
+        publish
+      else
+        count FailedPostStartHook "PostStartHook failed: $HANDLER_OUT"
+        KILLED="FailedPostStartHook"
+        stop_container "$NAME" $((SECONDS + GRACE))
+      fi
+    fi
+  fi
+  if [ -z "$KILLED" ] && { has_handler "$n" startup || has_handler "$n" liveness || has_handler "$n" readiness; }; then
+    until [ -s "$C/started" ] || ! kill -0 "$PID" 2>/dev/null; do nap_s 0.01; done
+    read -r CPID <"$C/pid" 2>/dev/null || CPID=""
+    read -r at <"$C/started" 2>/dev/null || at=$(now_utc)
+    CS_STATE="{\"running\":{\"startedAt\":\"$at\"}}"
+    now_ms
+    started_ms=$NOW_MS
+    for slot in startup liveness readiness; do
+      has_handler "$n" "$slot" || continue
+      probe_params "$n" "$slot"
+      DUE[$slot]=$((started_ms + PD * 1000))
+      OKS[$slot]=0
+      BADS[$slot]=0
+    done
+    while [ -z "$KILLED" ] && ! halted "$NAME" && kill -0 "$PID" 2>/dev/null; do
+      now_ms
+      for slot in startup liveness readiness; do
+        has_handler "$n" "$slot" || continue
+        # The startup probe runs until it succeeds; the others only after that.
+        if [ "$slot" = startup ]; then [ "$CS_STARTED" = false ] || continue
+        else [ "$CS_STARTED" = true ] || continue; fi
+        [ "$NOW_MS" -ge "${DUE[$slot]}" ] || continue
+        probe_params "$n" "$slot"
+        if run_handler "$n" "$slot" "$PT" "$CPID"; then
+          OKS[$slot]=$((OKS[$slot] + 1)); BADS[$slot]=0
+          probe_passed "$slot"
+        else
+          BADS[$slot]=$((BADS[$slot] + 1)); OKS[$slot]=0
+          kind=${slot^}
+          msg="$kind probe failed: $HANDLER_OUT"
+          count "$kind" "$msg"
+          probe_failed "$slot" "$msg"
+        fi
+        now_ms
+        DUE[$slot]=$((NOW_MS + PP * 1000))
+        [ -z "$KILLED" ] || break
+      done
+      nap_s 0.1
+    done
+  fi
+  wait "$PID"
+}
+
+probe_passed() {
+  case "$1" in
+    startup)
+      CS_STARTED=true
+      has_handler "${IDX[$NAME]}" readiness || [ "${ROLE[$NAME]}" = init ] || set_ready true
+      publish ;;
+    readiness)
+      if [ "$CS_READY" = false ] && [ "${OKS[readiness]}" -ge "$PS" ]; then set_ready true; publish; fi ;;
+  esac
+}
+
+probe_failed() {
+  local slot=$1 msg=$2
+  if [ "${BADS[$slot]}" -lt "$PF" ]; then
+    publish  # the failure count is news for the events
+    return
+  fi
+  case "$slot" in
+    readiness)
+      set_ready false
+      publish ;;
+    liveness | startup)
+      set_ready false
+      count Killing "Container $NAME failed $slot probe, will be restarted"
+      publish
+      KILLED=$slot
+      stop_container "$NAME" $((SECONDS + GRACE)) ;;
+  esac
+}
+
+# run_container NAME: start the container and restart it as its role says: an app
+# container per the pod'"'"'s restartPolicy; an init container until it succeeds (unless
+# restartPolicy Never); a sidecar always. Returns 0 when an init container succeeded
+# (or the container is done), 1 when an init container failed for good.
 run_container() {
-  local name=$1 C="$P/containers/$1"
-  local restarts=0 backoff=0 last='"'"'{}'"'"' started started_s code reason oom_before pid
-  while ! stopping; do
-    if [ "$restarts" -gt 0 ]; then
+  NAME=$1
+  C="$P/containers/$1"
+  local role=${ROLE[$1]} backoff=0 started started_s code reason oom_before
+  while ! halted "$NAME"; do
+    if [ "$CS_RESTARTS" -gt 0 ]; then
       # A restarted container gets a fresh writable layer, as in Kubernetes.
       rm -rf "$C/upper" "$C/work"
       mkdir -p "$C/upper" "$C/work"
       mv -f "$C/log" "$C/log.previous"
     fi
-    oom_before=$(cg_oom_kills "$POD_UID/$name")
+    rm -f "$C/started" "$C/pid"
+    oom_before=$(cg_oom_kills "$POD_UID/$NAME")
     started_s=$SECONDS
-    # start.sh records the running state itself, right before it execs the command.
-    pod_ns_argv "$R"
-    "${PODNS_ARGV[@]}" /bin/bash "$C/start.sh" "$restarts" "$last" </dev/null >"$C/log" 2>&1 &
-    pid=$!
+    extra_fields
+    launch_container
     code=0
-    wait "$pid" || code=$?
+    watch_container || code=$?
+    wait_log_readers
     # util-linux 2.38'"'"'s unshare cannot re-raise SIGKILL: it exits 1 and says so on the
     # container'"'"'s stderr. A SIGKILLed main process (OOM killer, grace expiry) is 137.
     if [ "$code" = 1 ] && tail -c 200 "$C/log" 2>/dev/null | grep -q '"'"'unshare: sigprocmask unblock failed'"'"'; then
       code=137
     fi
-    if [ "$(cg_oom_kills "$POD_UID/$name")" -gt "$oom_before" ]; then
+    if [ "$(cg_oom_kills "$POD_UID/$NAME")" -gt "$oom_before" ]; then
       reason=OOMKilled
       code=137
     elif [ "$code" = 0 ]; then
@@ -729,48 +1062,108 @@ run_container() {
     fi
     started=""
     read -r started <"$C/started" 2>/dev/null || started=$(now_utc)
-    last="{\"terminated\":{\"exitCode\":$code,\"reason\":\"$reason\",\"startedAt\":\"$started\",\"finishedAt\":\"$(now_utc)\"}}"
-    if stopping || [ "$RESTART_POLICY" = Never ] || { [ "$RESTART_POLICY" = OnFailure ] && [ "$code" = 0 ]; }; then
-      write_cstate "$name" "$last" "$restarts" '"'"'{}'"'"'
-      return
+    CS_LAST="{\"terminated\":{\"exitCode\":$code,\"reason\":\"$reason\",\"startedAt\":\"$started\",\"finishedAt\":\"$(now_utc)\"}}"
+    set_ready false
+    if [ "$role" = init ] && [ "$code" = 0 ]; then
+      CS_READY=true  # Kubernetes reports a completed init container ready
+      CS_STARTED=false
+      CS_STATE=$CS_LAST CS_LAST='"'"'{}'"'"'
+      publish
+      return 0
+    fi
+    if halted "$NAME" || { [ "$role" != sidecar ] && { [ "$RESTART_POLICY" = Never ] \
+        || { [ "$role" = app ] && [ "$RESTART_POLICY" = OnFailure ] && [ "$code" = 0 ]; }; }; }; then
+      CS_STATE=$CS_LAST CS_LAST='"'"'{}'"'"'
+      publish
+      [ "$role" = init ] && ! stopping && return 1
+      return 0
     fi
     [ $((SECONDS - started_s)) -lt $BACKOFF_RESET ] || backoff=0
-    restarts=$((restarts + 1))
+    CS_RESTARTS=$((CS_RESTARTS + 1))
     if [ "$backoff" -gt 0 ]; then
-      write_cstate "$name" '"'"'{"waiting":{"reason":"CrashLoopBackOff"}}'"'"' "$restarts" "$last"
+      CS_STATE='"'"'{"waiting":{"reason":"CrashLoopBackOff"}}'"'"'
+      publish
       nap "$backoff"
     fi
     # The first restart is immediate; then 10 s, 20 s, 40 s ... up to 5 min.
     if [ "$backoff" = 0 ]; then backoff=$BACKOFF_START; else backoff=$((backoff * 2)); fi
     [ "$backoff" -le $BACKOFF_MAX ] || backoff=$BACKOFF_MAX
   done
+  return 0
 }
 
-# SIGTERM: stop every container gracefully (their main process first), then SIGKILL
-# whatever is left after terminationGracePeriodSeconds.
+container_started() {
+  local line=""
+  { read -r line <"$P/containers/$1/state.json"; } 2>/dev/null || return 1
+  [[ $line == *'"'"'"started":true'"'"'* ]]
+}
+
+# ---------------------------------------------------------------- the pod
+
+SIDECARS=()  # sidecars started so far, in order
+RUNNING_INIT=""
+
+# Stop sidecars last, in reverse order, each within what is left of END.
+stop_sidecars() {
+  local s end=$1 reversed=()
+  for s in "${SIDECARS[@]}"; do reversed=("$s" "${reversed[@]}"); done
+  for s in "${reversed[@]}"; do
+    : >"$R/halt-$s"
+    stop_container "$s" "$end"
+  done
+}
+
+# SIGTERM: stop the app containers (and a running init container) together, then the
+# sidecars in reverse order, all within terminationGracePeriodSeconds; then SIGKILL.
 on_term() {
+  [ -z "${IN_TERM:-}" ] || return 0  # pod_delete signals twice
+  IN_TERM=1
   : >"$R/stopping"
-  local c pid
-  for c in "${CONTAINERS[@]}"; do
-    pid=$(cat "$P/containers/$c/pid" 2>/dev/null) || continue
-    kill -TERM "$pid" 2>/dev/null || true
+  local c end=$((SECONDS + GRACE)) pids=()
+  for c in "${CONTAINERS[@]}" $RUNNING_INIT; do
+    stop_container "$c" "$end" &
+    pids+=($!)
   done
-  local end=$((SECONDS + GRACE))
-  while [ $SECONDS -lt "$end" ]; do
-    local alive=0
-    for c in "${CONTAINERS[@]}"; do
-      [ -z "$(cg_procs "$POD_UID/$c")" ] || alive=1
-    done
-    [ $alive = 1 ] || break
-    nap_s 0.1
-  done
-  for c in "${CONTAINERS[@]}"; do cg_signal "$POD_UID/$c" KILL; done
+  # (pod_delete signals twice: the second signal must not cut this wait short)
+  for c in "${pids[@]}"; do wait_for "$c" || true; done
+  stop_sidecars "$end"
+  for c in "${INITS[@]}" "${CONTAINERS[@]}"; do cg_signal "$POD_UID/$c" KILL; done
 }
 trap on_term TERM INT
 
-for c in "${CONTAINERS[@]}"; do
-  run_container "$c" &
-done
+run_pod() {
+  local c pid failed=""
+  for c in "${INITS[@]}"; do
+    stopping && break
+    if [ "${ROLE[$c]}" = sidecar ]; then
+      run_container "$c" &
+      SIDECARS+=("$c")
+      # The next init container starts once this one has started (its startup probe
+      # passed, or it runs and its postStart hook completed).
+      until stopping || container_started "$c"; do nap_s 0.05; done
+    else
+      RUNNING_INIT=$c
+      run_container "$c" &
+      pid=$!
+      wait_for "$pid" || failed=$c
+      RUNNING_INIT=""
+      [ -z "$failed" ] || break
+    fi
+  done
+  if [ -z "$failed" ] && ! stopping; then
+    local pids=()
+    for c in "${CONTAINERS[@]}"; do
+      run_container "$c" &
+      pids+=($!)
+    done
+    for pid in "${pids[@]}"; do wait_for "$pid" || true; done
+  fi
+  # Every app container is done (or an init container failed): the sidecars stop, so
+  # that the pod completes.
+  stopping || stop_sidecars $((SECONDS + GRACE))
+}
+
+run_pod
 # `wait` returns early when a trapped signal arrives; keep waiting for the runners.
 while [ -n "$(jobs -pr)" ]; do wait || true; done
 : >"$P/finished"
@@ -1014,6 +1407,23 @@ pause_start() {
   return 1
 }
 
+# env_from_environ FILE: a process'"'"'s environment (/proc/PID/environ) as `env -S`'"'"'s
+# argument in ENV_SPLIT, with every value exported as PODCTL_E<i>: no value is ever in
+# an argv (ps shows argv to every user), see container.sh.j2. Run it in a subshell.
+env_from_environ() {
+  local envv kv name i
+  mapfile -d '"'"''"'"' envv <"$1" || return 1
+  ENV_SPLIT="-i --"
+  for i in "${!envv[@]}"; do
+    kv=${envv[$i]}
+    export "PODCTL_E$i=${kv#*=}"
+    name=${kv%%=*}
+    name=${name//\\/\\\\}
+    name=${name//\'"'"'/\\\'"'"'}
+    ENV_SPLIT+=" '"'"'$name='"'"'\"\${PODCTL_E$i}\""
+  done
+}
+
 # The command that puts a container'"'"'s start script into the pod: nsenter into the
 # pod'"'"'s net/ipc/uts namespaces, then its own mount namespace and either the pod'"'"'s
 # shared PID namespace (a pause process holds it) or, by default, its own. A second
@@ -1063,6 +1473,9 @@ OOM_SCORE_ADJ=999
 MOUNT_SRC=(/var/lib/podctl/pods/0d6f2a4e-1b7c-4c2d-9e3f-5a6b7c8d9e0f/volumes/shared /srv/data)
 MOUNT_DST=(/data /host)
 MOUNT_RO=(rw ro)
+STARTED_FLAG=true
+READY_FLAG=true
+HOLD_RUNNING=no
 # The capabilities Docker and containerd grant a container by default.
 CAPS=-all,+chown,+dac_override,+fowner,+fsetid,+kill,+setgid,+setuid,+setpcap,+net_bind_service,+net_raw,+sys_chroot,+mknod,+audit_write,+setfcap
 P="$PODCTL_STATE/pods/$POD_UID"
@@ -1072,6 +1485,7 @@ ROOT="$C/rootfs"
 
 RESTARTS=$1
 LAST_STATE=$2
+EXTRA=${3:-}  # more status fields from the supervisor (its probe and hook counters)
 [[ $RESTARTS =~ ^[0-9]+$ ]] || { echo "podctl: bad restart count" >&2; exit 125; }
 
 cg_join "$POD_UID/$NAME"
@@ -1114,9 +1528,12 @@ done
 [ -z "$WORKDIR" ] || mkpath_var "$ROOT" "$WORKDIR"
 printf -v STARTED '"'"'%(%Y-%m-%dT%H:%M:%SZ)T'"'"' -1
 echo "$STARTED" >"$C/started"
-printf -v STATE '"'"'{"name":"%s","restartCount":%d,"state":{"running":{"startedAt":"%s"}},"lastState":%s}'"'"' \
-  "$NAME" "$RESTARTS" "$STARTED" "$LAST_STATE"
-write_atomic "$C/state.json" "$STATE"
+# With a postStart hook the supervisor reports running once the hook has completed.
+if [ "$HOLD_RUNNING" != yes ]; then
+  printf -v STATE '"'"'{"name":"%s","restartCount":%d,"state":{"running":{"startedAt":"%s"}},"lastState":%s,"ready":%s,"started":%s%s}'"'"' \
+    "$NAME" "$RESTARTS" "$STARTED" "$LAST_STATE" "$READY_FLAG" "$STARTED_FLAG" "$EXTRA"
+  write_atomic "$C/state.json" "$STATE"
+fi
 # QoS: the kernel'"'"'s OOM killer picks BestEffort first, Guaranteed last (inherited).
 echo "$OOM_SCORE_ADJ" 2>/dev/null >/proc/self/oom_score_adj || true  # not fatal (a read-only /proc)
 for i in "${!ARGV_FILES[@]}"; do
@@ -1369,6 +1786,23 @@ pause_start() {
   return 1
 }
 
+# env_from_environ FILE: a process'"'"'s environment (/proc/PID/environ) as `env -S`'"'"'s
+# argument in ENV_SPLIT, with every value exported as PODCTL_E<i>: no value is ever in
+# an argv (ps shows argv to every user), see container.sh.j2. Run it in a subshell.
+env_from_environ() {
+  local envv kv name i
+  mapfile -d '"'"''"'"' envv <"$1" || return 1
+  ENV_SPLIT="-i --"
+  for i in "${!envv[@]}"; do
+    kv=${envv[$i]}
+    export "PODCTL_E$i=${kv#*=}"
+    name=${kv%%=*}
+    name=${name//\\/\\\\}
+    name=${name//\'"'"'/\\\'"'"'}
+    ENV_SPLIT+=" '"'"'$name='"'"'\"\${PODCTL_E$i}\""
+  done
+}
+
 # The command that puts a container'"'"'s start script into the pod: nsenter into the
 # pod'"'"'s net/ipc/uts namespaces, then its own mount namespace and either the pod'"'"'s
 # shared PID namespace (a pause process holds it) or, by default, its own. A second
@@ -1418,6 +1852,9 @@ OOM_SCORE_ADJ=999
 MOUNT_SRC=(/var/lib/podctl/pods/0d6f2a4e-1b7c-4c2d-9e3f-5a6b7c8d9e0f/volumes/shared /run/podctl/pods/0d6f2a4e-1b7c-4c2d-9e3f-5a6b7c8d9e0f/volumes/cache)
 MOUNT_DST=(/data /cache)
 MOUNT_RO=(rw rw)
+STARTED_FLAG=true
+READY_FLAG=true
+HOLD_RUNNING=no
 # The capabilities Docker and containerd grant a container by default.
 CAPS=-all,+chown,+dac_override,+fowner,+fsetid,+kill,+setgid,+setuid,+setpcap,+net_bind_service,+net_raw,+sys_chroot,+mknod,+audit_write,+setfcap
 P="$PODCTL_STATE/pods/$POD_UID"
@@ -1427,6 +1864,7 @@ ROOT="$C/rootfs"
 
 RESTARTS=$1
 LAST_STATE=$2
+EXTRA=${3:-}  # more status fields from the supervisor (its probe and hook counters)
 [[ $RESTARTS =~ ^[0-9]+$ ]] || { echo "podctl: bad restart count" >&2; exit 125; }
 
 cg_join "$POD_UID/$NAME"
@@ -1469,9 +1907,12 @@ done
 [ -z "$WORKDIR" ] || mkpath_var "$ROOT" "$WORKDIR"
 printf -v STARTED '"'"'%(%Y-%m-%dT%H:%M:%SZ)T'"'"' -1
 echo "$STARTED" >"$C/started"
-printf -v STATE '"'"'{"name":"%s","restartCount":%d,"state":{"running":{"startedAt":"%s"}},"lastState":%s}'"'"' \
-  "$NAME" "$RESTARTS" "$STARTED" "$LAST_STATE"
-write_atomic "$C/state.json" "$STATE"
+# With a postStart hook the supervisor reports running once the hook has completed.
+if [ "$HOLD_RUNNING" != yes ]; then
+  printf -v STATE '"'"'{"name":"%s","restartCount":%d,"state":{"running":{"startedAt":"%s"}},"lastState":%s,"ready":%s,"started":%s%s}'"'"' \
+    "$NAME" "$RESTARTS" "$STARTED" "$LAST_STATE" "$READY_FLAG" "$STARTED_FLAG" "$EXTRA"
+  write_atomic "$C/state.json" "$STATE"
+fi
 # QoS: the kernel'"'"'s OOM killer picks BestEffort first, Guaranteed last (inherited).
 echo "$OOM_SCORE_ADJ" 2>/dev/null >/proc/self/oom_score_adj || true  # not fatal (a read-only /proc)
 for i in "${!ARGV_FILES[@]}"; do

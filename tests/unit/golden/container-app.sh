@@ -236,6 +236,23 @@ pause_start() {
   return 1
 }
 
+# env_from_environ FILE: a process's environment (/proc/PID/environ) as `env -S`'s
+# argument in ENV_SPLIT, with every value exported as PODCTL_E<i>: no value is ever in
+# an argv (ps shows argv to every user), see container.sh.j2. Run it in a subshell.
+env_from_environ() {
+  local envv kv name i
+  mapfile -d '' envv <"$1" || return 1
+  ENV_SPLIT="-i --"
+  for i in "${!envv[@]}"; do
+    kv=${envv[$i]}
+    export "PODCTL_E$i=${kv#*=}"
+    name=${kv%%=*}
+    name=${name//\\/\\\\}
+    name=${name//\'/\\\'}
+    ENV_SPLIT+=" '$name='\"\${PODCTL_E$i}\""
+  done
+}
+
 # The command that puts a container's start script into the pod: nsenter into the
 # pod's net/ipc/uts namespaces, then its own mount namespace and either the pod's
 # shared PID namespace (a pause process holds it) or, by default, its own. A second
@@ -285,6 +302,9 @@ OOM_SCORE_ADJ=999
 MOUNT_SRC=(/var/lib/podctl/pods/0d6f2a4e-1b7c-4c2d-9e3f-5a6b7c8d9e0f/volumes/shared /srv/data)
 MOUNT_DST=(/data /host)
 MOUNT_RO=(rw ro)
+STARTED_FLAG=true
+READY_FLAG=true
+HOLD_RUNNING=no
 # The capabilities Docker and containerd grant a container by default.
 CAPS=-all,+chown,+dac_override,+fowner,+fsetid,+kill,+setgid,+setuid,+setpcap,+net_bind_service,+net_raw,+sys_chroot,+mknod,+audit_write,+setfcap
 P="$PODCTL_STATE/pods/$POD_UID"
@@ -294,6 +314,7 @@ ROOT="$C/rootfs"
 
 RESTARTS=$1
 LAST_STATE=$2
+EXTRA=${3:-}  # more status fields from the supervisor (its probe and hook counters)
 [[ $RESTARTS =~ ^[0-9]+$ ]] || { echo "podctl: bad restart count" >&2; exit 125; }
 
 cg_join "$POD_UID/$NAME"
@@ -336,9 +357,12 @@ done
 [ -z "$WORKDIR" ] || mkpath_var "$ROOT" "$WORKDIR"
 printf -v STARTED '%(%Y-%m-%dT%H:%M:%SZ)T' -1
 echo "$STARTED" >"$C/started"
-printf -v STATE '{"name":"%s","restartCount":%d,"state":{"running":{"startedAt":"%s"}},"lastState":%s}' \
-  "$NAME" "$RESTARTS" "$STARTED" "$LAST_STATE"
-write_atomic "$C/state.json" "$STATE"
+# With a postStart hook the supervisor reports running once the hook has completed.
+if [ "$HOLD_RUNNING" != yes ]; then
+  printf -v STATE '{"name":"%s","restartCount":%d,"state":{"running":{"startedAt":"%s"}},"lastState":%s,"ready":%s,"started":%s%s}' \
+    "$NAME" "$RESTARTS" "$STARTED" "$LAST_STATE" "$READY_FLAG" "$STARTED_FLAG" "$EXTRA"
+  write_atomic "$C/state.json" "$STATE"
+fi
 # QoS: the kernel's OOM killer picks BestEffort first, Guaranteed last (inherited).
 echo "$OOM_SCORE_ADJ" 2>/dev/null >/proc/self/oom_score_adj || true  # not fatal (a read-only /proc)
 for i in "${!ARGV_FILES[@]}"; do

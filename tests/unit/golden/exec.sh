@@ -228,6 +228,23 @@ pause_start() {
   return 1
 }
 
+# env_from_environ FILE: a process's environment (/proc/PID/environ) as `env -S`'s
+# argument in ENV_SPLIT, with every value exported as PODCTL_E<i>: no value is ever in
+# an argv (ps shows argv to every user), see container.sh.j2. Run it in a subshell.
+env_from_environ() {
+  local envv kv name i
+  mapfile -d '' envv <"$1" || return 1
+  ENV_SPLIT="-i --"
+  for i in "${!envv[@]}"; do
+    kv=${envv[$i]}
+    export "PODCTL_E$i=${kv#*=}"
+    name=${kv%%=*}
+    name=${name//\\/\\\\}
+    name=${name//\'/\\\'}
+    ENV_SPLIT+=" '$name='\"\${PODCTL_E$i}\""
+  done
+}
+
 # The command that puts a container's start script into the pod: nsenter into the
 # pod's net/ipc/uts namespaces, then its own mount namespace and either the pod's
 # shared PID namespace (a pause process holds it) or, by default, its own. A second
@@ -273,18 +290,8 @@ if [ -z "$pid" ] || [ ! -r "/proc/$pid/environ" ] || ! grep -q running "$C/state
   echo "error: container $NAME is not running" >&2
   exit 126
 fi
-mapfile -d '' ENVV <"/proc/$pid/environ"
-# The container's environment without any value in an argv (see container.sh.j2):
-# exported as PODCTL_E<i>, set by `env -S` from names only.
-ENV_SPLIT="-i --"
-for i in "${!ENVV[@]}"; do
-  kv=${ENVV[$i]}
-  export "PODCTL_E$i=${kv#*=}"
-  name=${kv%%=*}
-  name=${name//\\/\\\\}
-  name=${name//\'/\\\'}
-  ENV_SPLIT+=" '$name='\"\${PODCTL_E$i}\""
-done
+# The container's environment without any value in an argv (see container.sh.j2).
+env_from_environ "/proc/$pid/environ"
 NSENTER=$(command -v nsenter)
 cg_join "$POD_UID/$NAME"
 exec env -S "$ENV_SPLIT" "$NSENTER" -t "$pid" -m -u -i -n -p -r -w -- "${CMD[@]}" </dev/null
