@@ -23,7 +23,7 @@ from .executor import HostReport, execute
 from .images import ImageStore
 from .inventory import Inventory, load_inventory
 from .model import Host, ImageConfig, Pod
-from . import failpoints, scheduling
+from . import failpoints, podnet, scheduling
 from .scheduling import host_capacity  # noqa: F401 (commands.py)
 from .plan import Plan
 from .probe import HostSnapshot, parse_probe
@@ -252,6 +252,8 @@ class Controller:
             pods = [(row, row_pod(row)) for row in rows]
             desired, pending = self._desired(pods, images, placements, snaps)
             plan = reconcile(desired, snaps, notes)
+            nets, net_notes = self._networks(inventory, cidrs, pods)
+            plan = podnet.with_network(plan, podnet.network_actions(nets, snaps), net_notes)
             report = RunReport(plan, snaps, placements, pending=pending, workload_changes=changes)
             if dry_run or plan.empty:
                 if not dry_run:
@@ -261,6 +263,8 @@ class Controller:
             if getattr(self, "on_plan", None):
                 self.on_plan(plan)
             contexts = self._contexts(plan, pods, images, cidrs)
+            contexts.update({podnet.context_key(a.host): podnet.apply_context(nets[a.host])
+                             for a in plan.actions if a.verb == podnet.NET_VERB})
             hosts = {h.name: h for h in inventory.hosts}
             report.hosts = await execute(plan, transport, hosts, contexts, images,
                                          config.command_timeout, on_host_done, epoch=store.next_epoch())
@@ -377,6 +381,14 @@ class Controller:
                 pending.append(row.key)
         return desired, pending
 
+    @staticmethod
+    def _networks(inventory: Inventory, cidrs, pods):
+        """Each host's pod network (podnet.py): routes to the inventory's other hosts,
+        masquerade, the hostPorts of the live pods bound to it (oldest first)."""
+        live = sorted((rp for rp in pods if not rp[0].deleting), key=lambda rp: (rp[0].created_at, rp[0].key))
+        bindings = podnet.port_bindings((row.node, row.key, row.pod_ip, pod) for row, pod in live)
+        return podnet.desired_networks(list(inventory.hosts), cidrs, bindings)
+
     def _contexts(self, plan: Plan, pods, images: ImageStore, cidrs) -> dict[str, dict]:
         by_uid = {row.uid: (row, pod) for row, pod in pods}
         contexts = {}
@@ -396,10 +408,26 @@ class Controller:
             if a.verb == "forget":
                 store.forget_pod(a.uid)
 
+    @staticmethod
+    def _record_network(store: Store, a, report: RunReport, now: float) -> None:
+        """A failed network sync is a Warning event on the host (kind Node, as kubectl
+        shows node events) and keeps the run from reporting converged."""
+        host_report = report.hosts.get(a.host)
+        outcome = host_report.outcomes.get("network") if host_report else None
+        if outcome is not None and outcome.ok:
+            return
+        detail = ("; ".join(outcome.events) or f"exit {outcome.rc}") if outcome else (
+            host_report.error if host_report else "not run")
+        store.add_event(now, "Warning", "NetworkNotReady", f"pod network on {a.host}: {detail}",
+                        kind="Node", namespace="", name=a.host)
+        report.pending.append(f"network on {a.host}")
+
     def _record(self, store: Store, plan: Plan, report: RunReport, pods, now: float) -> None:
         by_uid = {row.uid: row for row, _ in pods}
         self._forget(store, plan, now)
         for a in plan.actions:
+            if a.verb == podnet.NET_VERB:
+                self._record_network(store, a, report, now)
             if a.verb not in ("create", "delete"):
                 continue
             host_report = report.hosts.get(a.host)

@@ -15,6 +15,7 @@ from . import failpoints
 from .images import ImageStore
 from .model import Host
 from .plan import Action, Plan
+from .podnet import NET_VERB, context_key
 from .probe import ActionOutcome, parse_results
 from .render import render
 from .runtime import batch_script, image_dir
@@ -74,11 +75,12 @@ async def run_host(transport, host: Host, actions: list[Action], contexts: Mappi
         if a.verb == "push-image":
             await _push(transport, host, images, a.digest, report, timeout)
     steps = [{"verb": a.verb, "pod": contexts[a.uid]} for a in actions if a.verb in ("create", "delete")]
-    if not steps:
+    network = contexts.get(context_key(host.name)) if any(a.verb == NET_VERB for a in actions) else None
+    if not steps and network is None:
         return report
     # A graceful delete may take the pod's whole grace period: the deadline allows it.
     grace = max((s["pod"]["grace"] for s in steps if s["verb"] == "delete"), default=0)
-    result = await transport.run(host, batch_script(steps, epoch), timeout=timeout + grace)
+    result = await transport.run(host, batch_script(steps, epoch, network), timeout=timeout + grace)
     report.status = _worse(report.status, result.status)
     report.stdout = result.stdout
     stale = STALE_EPOCH.search(result.stdout)

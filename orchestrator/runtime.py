@@ -197,10 +197,11 @@ def delete_context(uid: str, grace: int = 30) -> dict:
     return {"uid": uid, "veth": veth, "grace": int(grace)}
 
 
-def batch_script(actions: Sequence[dict], epoch: int | None = None) -> str:
+def batch_script(actions: Sequence[dict], epoch: int | None = None, network: dict | None = None) -> str:
     """One script for a host: [{"verb": "create"|"delete", "pod": context}, ...].
-    `epoch`: the controller's fencing token (None: no check, for tests of the parts)."""
-    return render("batch.sh.j2", actions=list(actions), epoch=epoch)
+    `epoch`: the controller's fencing token (None: no check, for tests of the parts);
+    `network`: the host's pod network to apply first (podnet.apply_context), or None."""
+    return render("batch.sh.j2", actions=list(actions), epoch=epoch, network=network)
 
 
 def probe_script() -> str:
