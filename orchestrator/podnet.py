@@ -250,7 +250,7 @@ def iptables_filter(net: HostNetwork) -> str:
 
 def apply_context(net: HostNetwork) -> dict:
     """What templates/net_apply.sh.j2 needs, as plain values."""
-    return {"digest": net.digest, "gateway": net.gateway, "prefix": net.prefix,
+    return {"digest": net.digest, "gateway_cidr": f"{net.gateway}/{net.prefix}",
             "route_dests": [r.dest for r in net.routes], "route_vias": [r.via for r in net.routes],
             "route_proto": ROUTE_PROTO, "nft": nft_ruleset(net), "iptables_nat": iptables_nat(net),
             "iptables_filter": iptables_filter(net)}
