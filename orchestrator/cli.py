@@ -144,9 +144,12 @@ def get(ctx: Ctx, kind: str, name: str | None, output: str | None, namespace: st
 @click.option("-n", "--namespace", default="default", show_default=True)
 @pass_ctx
 def describe(ctx: Ctx, kind: str, name: str, namespace: str) -> None:
-    """Describe a pod: spec, host and why, container states, events."""
+    """Describe a pod (spec, host and why, container states, events) or a host (node IP,
+    pod CIDR, its pod network)."""
+    if commands.normalize_kind(kind) == "hosts":
+        sys.exit(commands.describe_host(ctx.config, name))
     if commands.normalize_kind(kind) != "pods":
-        raise click.UsageError(f"describe supports pods, not {kind!r}")
+        raise click.UsageError(f"describe supports pods and hosts, not {kind!r}")
     sys.exit(commands.describe_pod(ctx.config, name, namespace))
 
 

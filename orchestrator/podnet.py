@@ -119,8 +119,8 @@ class HostNetwork:
 
 def port_bindings(pods: Iterable[tuple[str, str, str | None, Pod]]) -> dict[str, list[PortBinding]]:
     """host -> its pods' hostPorts, from (host, namespace/name, pod IP, pod), oldest pod
-    first: when two pods claim one hostPort (the scheduler prevents it, a pinned
-    nodeName does not), the first keeps it, as the one already serving does."""
+    first: should two pods claim one hostPort (the scheduler's NodePorts filter keeps a
+    second one Pending, nodeName or not), the first keeps it, as the one serving does."""
     out: dict[str, list[PortBinding]] = {}
     for host, key, ip, pod in pods:
         if not host or not ip:

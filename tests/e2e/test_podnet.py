@@ -141,6 +141,21 @@ def test_pod_network_across_hosts(lab, podctl, tmp_path):
         r = lab.ssh("node1", f"busybox wget -q -O - {url}", check=True)
         assert r.stdout.strip() == "served-by-netweb"
 
+        # A second pod asking for the same hostPort on node1 is not scheduled there.
+        r = podctl("apply", "-f", "-", input=PODS.split("---")[0].replace("netweb", "netweb2"), check=False)
+        assert r.returncode == 1 and "didn't have free ports for the requested pod ports" in r.stdout + r.stderr
+        assert pod(podctl, "netweb2")["status"]["phase"] == "Pending"
+        podctl("delete", "pod", "netweb2")
+
+        # The host table and `describe host` show node IPs, pod CIDRs and the network.
+        table = podctl("get", "hosts", "-o", "wide").stdout.splitlines()
+        assert table[0].split()[-2:] == ["POD-CIDR", "NODE-IP"]
+        assert table[1].split()[-2:] == [cidrs["node1"], lab.address("node1")]
+        described = podctl("describe", "host", "node1").stdout
+        assert f"Node IP:      {lab.address('node1')}" in described and "(applied)" in described
+        assert f"Route:      {cidrs['node2']} via {lab.address('node2')} (node2)" in described
+        assert f"HostPort:   {HOST_PORT}/TCP -> {web_ip}:8080 (default/netweb)" in described
+
         # A converged cluster gets no network block.
         again = json.loads(podctl("reconcile", "--json").stdout)
         assert network_syncs(again) == []
@@ -173,7 +188,7 @@ def test_pod_network_across_hosts(lab, podctl, tmp_path):
         assert f"dport {HOST_PORT}" not in rules and "masquerade" in rules
     finally:
         listener.close()
-        for name in ("netweb", "netclient"):
+        for name in ("netweb", "netweb2", "netclient"):
             podctl("delete", "pod", name, check=False)
     # Nothing of the pod network reached this machine's own network namespace.
     assert subprocess.run(["ip", "-4", "route", "show", "proto", str(ROUTE_PROTO)], capture_output=True,
