@@ -161,6 +161,12 @@ def desired_networks(hosts: Sequence[Host], cidrs: Mapping[str, str | None],
                               key=lambda r: ipaddress.IPv4Network(r.dest)))
         taken: dict[tuple[int, str], PortBinding] = {}
         for b in bindings.get(h.name, ()):
+            if b.protocol == "TCP" and b.host_port in (h.port, 22):
+                # DNAT of the SSH port would cut podctl itself off the host (22 too: a
+                # port forward such as Vagrant's 2222 lands on the host's port 22).
+                notes.append(f"host {h.name}: hostPort {b.host_port}/TCP of pod {b.pod} is the host's SSH "
+                             f"port podctl reaches it by; not forwarded")
+                continue
             first = taken.setdefault((b.host_port, b.protocol), b)
             if first is not b:
                 notes.append(f"host {h.name}: hostPort {b.host_port}/{b.protocol} of pod {b.pod} is "

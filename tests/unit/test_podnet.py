@@ -208,3 +208,12 @@ def test_inventory_rejects_two_hosts_with_one_node_ip():
                 b: {podctl_node_ip: 10.0.0.1}
         """)
     assert (info.value.host, info.value.field) == ("b", "podctl_node_ip") and "also host 'a'" in str(info.value)
+
+
+def test_a_host_port_on_the_hosts_ssh_port_is_not_forwarded():
+    ssh = PortBinding(22, "TCP", "10.244.1.2", 2222, "default/sshd")
+    udp = PortBinding(22, "UDP", "10.244.1.2", 22, "default/sshd")
+    got, notes = nets(hosts(a="10.0.0.1"), {"a": [ssh, udp]})
+    assert got["a"].ports == (udp,)
+    assert notes == ["host a: hostPort 22/TCP of pod default/sshd is the host's SSH port podctl reaches it by; "
+                     "not forwarded"]
