@@ -148,14 +148,17 @@ def get(ctx: Ctx, kind: str, name: str | None, output: str | None, namespace: st
 @click.option("-n", "--namespace", default="default", show_default=True)
 @pass_ctx
 def describe(ctx: Ctx, kind: str, name: str, namespace: str) -> None:
-    """Describe a pod: spec, host and why, container states, events."""
+    """Describe a pod (spec, host and why, container states, events), a ConfigMap or
+    Secret (never its values), or a host (node IP, pod CIDR, its pod network)."""
     plural = commands.normalize_kind(kind)
     if plural in ("configmaps", "secrets"):
         from .configviews import describe_config
         with commands.open_store(ctx.config) as store:
             sys.exit(describe_config(store, plural, name, namespace))
+    if plural == "hosts":
+        sys.exit(commands.describe_host(ctx.config, name))
     if plural != "pods":
-        raise click.UsageError(f"describe supports pods, configmaps and secrets, not {kind!r}")
+        raise click.UsageError(f"describe supports pods, hosts, configmaps and secrets, not {kind!r}")
     sys.exit(commands.describe_pod(ctx.config, name, namespace))
 
 

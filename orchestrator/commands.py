@@ -24,6 +24,7 @@ from .images import ImageStore
 from .image_puller import waiting_for_pods
 from .manifests import load_manifests
 from .model import Manifest, Pod
+from .podnet import desired_networks, node_ip_of, port_bindings
 from .quantity import display_memory, format_cpu, format_memory
 from .ephemeral import describe_lines as ephemeral_lines
 from .store import Store
@@ -487,6 +488,53 @@ def describe_pod(config: Config, name: str, namespace: str) -> int:
 
 
 def hosts(config: Config, output: str | None) -> int:
+    items, snaps = _host_items(config)
+    if output in ("json", "yaml"):
+        doc = {"kind": "HostList", "items": items}
+        click.echo(json.dumps(doc, indent=2) if output == "json" else yaml.safe_dump(doc, sort_keys=False))
+    else:
+        headers = ["NAME", "STATUS", "ADDRESS", "CPU", "MEMORY", "CPU-REQ", "MEM-REQ", "PODS", "POD-CIDR"]
+        wide = output == "wide"
+        headers += ["NODE-IP"] if wide else []
+        print_table(headers, [[i["name"], i["status"], i["address"], i["cpu"], i["memory"], i["cpuRequested"],
+                               i["memoryRequested"], str(i["pods"]), i["podCIDR"]]
+                              + ([i["nodeIP"] or "<none>"] if wide else []) for i in items])
+    return 0 if all(s.reachable for s in snaps.values()) else 2
+
+
+def describe_host(config: Config, name: str) -> int:
+    """A host: address, node IP, pod CIDR, and its pod network (routes, hostPorts) as
+    podnet computes it, with whether the host has applied it."""
+    items, _ = _host_items(config)
+    item = next((i for i in items if i["name"] == name), None)
+    if item is None:
+        raise UsageError(f'hosts "{name}" not found in the inventory')
+    inventory = require_inventory(config)
+    with open_store(config) as store:
+        cidrs = {h.name: (store.get_host(h.name).pod_cidr if store.get_host(h.name) else None) or h.pod_cidr
+                 for h in inventory.hosts}
+        live = sorted((r for r in store.list_pods() if not r.deleting), key=lambda r: (r.created_at, r.key))
+        bindings = port_bindings((r.node, r.key, r.pod_ip, row_pod(r)) for r in live)
+    nets, notes = desired_networks(list(inventory.hosts), cidrs, bindings)
+    net = nets.get(name)
+    out = [f"Name:         {name}", f"Status:       {item['status']}", f"Address:      {item['address']}",
+           f"Node IP:      {item['nodeIP'] or '<none>'}", f"Pod CIDR:     {item['podCIDR'] or '<none>'}",
+           f"Capacity:     cpu={item['cpu']} memory={item['memory']}",
+           f"Allocated:    cpu={item['cpuRequested']} memory={item['memoryRequested']} pods={item['pods']}",
+           "Pod network:"]
+    if net is not None:
+        applied = item["netDigest"]
+        state = "applied" if applied == net.digest else f"not applied (host has {applied or 'none'})"
+        out.append(f"  Digest:     {net.digest} ({state})")
+        out += [f"  Route:      {r.dest} via {r.via} ({r.peer})" for r in net.routes] or ["  Route:      <none>"]
+        out += [f"  HostPort:   {p.host_port}/{p.protocol} -> {p.pod_ip}:{p.container_port} ({p.pod})"
+                for p in net.ports]
+    out += [f"  Note:       {n}" for n in notes if n.startswith(f"host {name}:")]
+    click.echo("\n".join(out))
+    return 0
+
+
+def _host_items(config: Config):
     inventory = require_inventory(config)
 
     async def probe():
@@ -519,16 +567,10 @@ def hosts(config: Config, output: str | None) -> int:
             "cpuRequested": format_cpu(sum(p.spec.requests().cpu_m or 0 for p in bound)),
             "memoryRequested": display_memory(sum(p.spec.requests().memory or 0 for p in bound)),
             "pods": len(bound), "running": sum(1 for p in snap.pods.values() if p.state == "alive"),
-            "podCIDR": cidrs.get(h.name) or h.pod_cidr or "", "labels": dict(h.labels),
+            "podCIDR": cidrs.get(h.name) or h.pod_cidr or "", "nodeIP": node_ip_of(h)[0] or "",
+            "netDigest": snap.facts.get("net_digest", ""), "labels": dict(h.labels),
             "error": snap.error})
-    if output in ("json", "yaml"):
-        doc = {"kind": "HostList", "items": items}
-        click.echo(json.dumps(doc, indent=2) if output == "json" else yaml.safe_dump(doc, sort_keys=False))
-    else:
-        headers = ["NAME", "STATUS", "ADDRESS", "CPU", "MEMORY", "CPU-REQ", "MEM-REQ", "PODS", "POD-CIDR"]
-        print_table(headers, [[i["name"], i["status"], i["address"], i["cpu"], i["memory"], i["cpuRequested"],
-                               i["memoryRequested"], str(i["pods"]), i["podCIDR"]] for i in items])
-    return 0 if all(s.reachable for s in snaps.values()) else 2
+    return items, snaps
 
 
 # ---------------------------------------------------------------- logs / exec

@@ -25,7 +25,7 @@ from .image_puller import gc_for_run, pull_for_run
 from .registry_config import registry_settings
 from .inventory import Inventory, load_inventory
 from .model import Host, ImageConfig, Pod
-from . import failpoints, pod_events, podconfig, scheduling
+from . import failpoints, pod_events, podconfig, podnet, scheduling
 from .scheduling import host_capacity  # noqa: F401 (commands.py)
 from .plan import Plan
 from .probe import HostSnapshot, parse_probe
@@ -265,6 +265,8 @@ class Controller:
             desired, pending = self._desired(pods, images, placements, snaps, objects,
                                              None if dry_run else store, now, pulls.blocked)
             plan = reconcile(desired, snaps, notes + pulls.notes, gc)
+            nets, net_notes = self._networks(inventory, cidrs, pods)
+            plan = podnet.with_network(plan, podnet.network_actions(nets, snaps), net_notes)
             report = RunReport(plan, snaps, placements, pending=pending, workload_changes=changes)
             if dry_run or plan.empty:
                 if not dry_run:
@@ -275,6 +277,8 @@ class Controller:
                 self.on_plan(plan)
             hosts = {h.name: h for h in inventory.hosts}
             contexts = self._contexts(plan, pods, images, cidrs, hosts, snaps, objects, store, now)
+            contexts.update({podnet.context_key(a.host): podnet.apply_context(nets[a.host])
+                             for a in plan.actions if a.verb == podnet.NET_VERB})
             report.hosts = await execute(plan, transport, hosts, contexts, images,
                                          config.command_timeout, on_host_done, epoch=store.next_epoch())
             report.executed = True
@@ -429,6 +433,14 @@ class Controller:
             return
         store.add_event(now, type_, reason, message, namespace=row.namespace, name=row.name, uid=row.uid)
 
+    @staticmethod
+    def _networks(inventory: Inventory, cidrs, pods):
+        """Each host's pod network (podnet.py): routes to the inventory's other hosts,
+        masquerade, the hostPorts of the live pods bound to it (oldest first)."""
+        live = sorted((rp for rp in pods if not rp[0].deleting), key=lambda rp: (rp[0].created_at, rp[0].key))
+        bindings = podnet.port_bindings((row.node, row.key, row.pod_ip, pod) for row, pod in live)
+        return podnet.desired_networks(list(inventory.hosts), cidrs, bindings)
+
     def _contexts(self, plan: Plan, pods, images: ImageStore, cidrs, hosts=None, snaps=None,
                   objects=None, store=None, now: float = 0.0) -> dict[str, dict]:
         by_uid = {row.uid: (row, pod) for row, pod in pods}
@@ -457,10 +469,26 @@ class Controller:
             if a.verb == "forget":
                 store.forget_pod(a.uid)
 
+    @staticmethod
+    def _record_network(store: Store, a, report: RunReport, now: float) -> None:
+        """A failed network sync is a Warning event on the host (kind Node, as kubectl
+        shows node events) and keeps the run from reporting converged."""
+        host_report = report.hosts.get(a.host)
+        outcome = host_report.outcomes.get("network") if host_report else None
+        if outcome is not None and outcome.ok:
+            return
+        detail = ("; ".join(outcome.events) or f"exit {outcome.rc}") if outcome else (
+            host_report.error if host_report else "not run")
+        store.add_event(now, "Warning", "NetworkNotReady", f"pod network on {a.host}: {detail}",
+                        kind="Node", namespace="", name=a.host)
+        report.pending.append(f"network on {a.host}")
+
     def _record(self, store: Store, plan: Plan, report: RunReport, pods, now: float) -> None:
         by_uid = {row.uid: row for row, _ in pods}
         self._forget(store, plan, now)
         for a in plan.actions:
+            if a.verb == podnet.NET_VERB:
+                self._record_network(store, a, report, now)
             if a.verb not in ("create", "delete"):
                 continue
             host_report = report.hosts.get(a.host)

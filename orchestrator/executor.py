@@ -15,6 +15,7 @@ from . import failpoints
 from .images import ImageStore
 from .model import Host
 from .plan import Action, Plan
+from .podnet import NET_VERB, context_key
 from .probe import ActionOutcome, parse_results
 from .render import render
 from .runtime import batch_payload, batch_script, image_dir
@@ -75,12 +76,13 @@ async def run_host(transport, host: Host, actions: list[Action], contexts: Mappi
             await _push(transport, host, images, a.digest, report, timeout)
     steps = [{"verb": a.verb, "pod": contexts[a.uid]} for a in actions if a.verb in ("create", "delete")]
     gc = [a.digest for a in actions if a.verb == "delete-image"]
-    if not steps and not gc:
+    network = contexts.get(context_key(host.name)) if any(a.verb == NET_VERB for a in actions) else None
+    if not steps and not gc and network is None:
         return report
     # A graceful delete may take the pod's whole grace period: the deadline allows it.
     grace = max((s["pod"]["grace"] for s in steps if s["verb"] == "delete"), default=0)
     # Secrets and config files follow the script on stdin (never in the script's text).
-    result = await transport.run(host, batch_script(steps, epoch, gc), payload=batch_payload(steps),
+    result = await transport.run(host, batch_script(steps, epoch, gc, network), payload=batch_payload(steps),
                                  timeout=timeout + grace)
     report.status = _worse(report.status, result.status)
     report.stdout = result.stdout

@@ -39,6 +39,11 @@ but an unknown `podctl_*` variable is an error, to catch typos):
                           "vagrant halt node2"); a list of words or one string split
                           like a shell would (no shell runs it); {host} is replaced by
                           the host name. Exit 0 = fenced.
+  podctl_node_ip  the IPv4 address other hosts send this host's pod traffic to (host-gw
+                  routes, podnet.py); default: ansible_host when that is a non-loopback IPv4
+                  address (a name, or Vagrant's 127.0.0.1 port forward, needs it set). A
+                  host without one gets no route to its pods, with a note in the plan.
+                  Two hosts may not share one.
   podctl_memory_available_min  eviction threshold (default 100Mi, kubelet's): below it,
                           BestEffort pods, then Burstable pods over their requests,
                           are evicted and re-placed
@@ -84,6 +89,7 @@ import yaml
 
 from .errors import InventoryError
 from .model import Capacity, Host, Taint
+from .podnet import node_ip_problem
 from .quantity import QuantityError, parse_cpu, parse_memory
 
 FORMATS = ("yaml", "ini", "ssh-config")
@@ -91,7 +97,7 @@ HOST_KEY_CHECKING = ("strict", "accept-new")
 TAINT_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
 HOSTNAME_LABEL = "kubernetes.io/hostname"
 PODCTL_VARS = ("podctl_known_hosts", "podctl_host_key_checking", "podctl_fence_command",
-               "podctl_memory_available_min")
+               "podctl_memory_available_min", "podctl_node_ip")
 _OTHER_VARS = ("labels", "taints", "cpu", "memory", "max_pods", "pod_cidr")
 _MAX_EXPANSION = 10_000  # a host range larger than this is surely a typo
 
@@ -158,6 +164,7 @@ def parse_inventory(text: str, source: str, fmt: str | None = None, *,
         hosts.append(host)
         modes[name] = mode
     _check_pod_cidrs(hosts, source)
+    _check_node_ips(hosts, source)
     return Inventory(tuple(hosts), source, modes)
 
 
@@ -543,6 +550,7 @@ def _build_host(name: str, hv: _Vars, groups: tuple[str, ...], source: str,
         taints=_taints(hv),
         capacity=_capacity(hv),
         pod_cidr=_pod_cidr(hv),
+        node_ip=_node_ip(hv),
         fence_command=_fence_command(hv, name, *hv.first("podctl_fence_command")),
         memory_available_min=_memory_min(hv, *hv.first("podctl_memory_available_min")),
         groups=groups,
@@ -794,6 +802,29 @@ def _pod_cidr(hv: _Vars) -> str | None:
     if net.prefixlen > 30:
         hv.fail(key, f"{net} is too small: a pod network needs a gateway and pod addresses (at most /30)")
     return str(net)
+
+
+def _node_ip(hv: _Vars) -> str | None:
+    key, value = hv.first("podctl_node_ip")
+    if value is None:
+        return None
+    try:
+        ip = ipaddress.IPv4Address(str(value))
+    except ValueError:
+        hv.fail(key, f"{value!r} is not an IPv4 address (the address other hosts reach this host's "
+                     f"pods through, e.g. 192.168.56.11)")
+    problem = node_ip_problem(ip)
+    if problem:
+        hv.fail(key, f"{ip} {problem}")
+    return str(ip)
+
+
+def _check_node_ips(hosts: list[Host], source: str) -> None:
+    first: dict[str, str] = {}
+    for h in hosts:
+        if h.node_ip and first.setdefault(h.node_ip, h.name) != h.name:
+            raise InventoryError(source, h.name, "podctl_node_ip", f"{h.node_ip} is also host "
+                                 f"{first[h.node_ip]!r}'s: each host needs its own node IP")
 
 
 def _check_pod_cidrs(hosts: list[Host], source: str) -> None:

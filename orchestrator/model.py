@@ -113,6 +113,7 @@ class Host:
     taints: tuple[Taint, ...] = ()
     capacity: Capacity | None = None  # None: use what the probe reports
     pod_cidr: str | None = None
+    node_ip: str | None = None  # where other hosts route its pods (None: podnet derives it)
     fence_command: tuple[str, ...] = ()  # argv run on the controller to fence the host
     memory_available_min: int | None = None  # eviction threshold (None: the default)
     groups: tuple[str, ...] = ()

@@ -8,12 +8,12 @@ from dataclasses import dataclass, field
 
 @dataclass(frozen=True)
 class Action:
-    verb: str  # delete | push-image | create | delete-image | forget
+    verb: str  # delete | sync-network | push-image | create | delete-image | forget
     host: str | None  # None for store-only actions (forget)
     uid: str = ""
     pod: str = ""  # namespace/name, "" for orphans nobody declared
     reason: str = ""
-    digest: str = ""  # push-image, delete-image
+    digest: str = ""  # push-image, delete-image; sync-network: the network digest to apply
 
     def describe(self) -> str:
         target = self.pod or self.uid or self.digest[:12]
@@ -22,8 +22,9 @@ class Action:
         return f"{self.verb} {target}{where}{why}"
 
 
-# Order on a host: remove what must go (orphans first), bring images, then create.
-VERB_ORDER = {"delete": 0, "push-image": 1, "create": 2, "delete-image": 3, "forget": 4}
+# Order on a host: remove what must go (orphans first), set up the pod network (routes,
+# masquerade, hostPorts: podnet.py), bring images, create, then drop unused images.
+VERB_ORDER = {"delete": 0, "sync-network": 1, "push-image": 2, "create": 3, "delete-image": 4, "forget": 5}
 
 
 @dataclass(frozen=True)

@@ -371,13 +371,15 @@ def delete_context(uid: str, grace: int = 30) -> dict:
 PAYLOAD_END = b"@@podctl-payload-end\n"
 
 
-def batch_script(actions: Sequence[dict], epoch: int | None = None, gc: Sequence[str] = ()) -> str:
+def batch_script(actions: Sequence[dict], epoch: int | None = None, gc: Sequence[str] = (),
+                 network: dict | None = None) -> str:
     """One script for a host: [{"verb": "create"|"delete", "pod": context}, ...].
     `epoch`: the controller's fencing token (None: no check, for tests of the parts);
-    `gc`: image digests to delete from the host when no pod there names them."""
+    `gc`: image digests to delete from the host when no pod there names them;
+    `network`: the host's pod network to apply first (podnet.apply_context), or None."""
     for d in gc:
         image_dir(d)  # refuses anything but a sha256 hex digest
-    return render("batch.sh.j2", actions=list(actions), epoch=epoch, gc=list(gc),
+    return render("batch.sh.j2", actions=list(actions), epoch=epoch, gc=list(gc), network=network,
                   payload_end=PAYLOAD_END.decode().strip())
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from orchestrator import lab as labmod
+from orchestrator.podnet import ROUTE_PROTO
 
 pytestmark = pytest.mark.e2e
 
@@ -152,6 +153,12 @@ def test_hosts_reach_each_other_and_nothing_else(lab):
         probe = "; ".join(f"(exec 3<>/dev/tcp/{a}/22; head -c 7 <&3; echo)" for a in others)
         assert _ok(lab.ssh(src, probe)).split() == ["SSH-2.0"] * len(others), src
     routes = [line.split() for line in _ok(lab.ssh("node1", "ip -4 route")).strip().splitlines()]
+    # podctl's host-gw routes (podnet.py, made by earlier tests' reconciles) send other
+    # hosts' pod CIDRs to their lab addresses, and nothing else
+    pod_routes = [r for r in routes if f"proto {ROUTE_PROTO}" in " ".join(r)]
+    assert all(r[0].startswith("10.244.") and r[1:3] == ["via", r[2]] and r[2].startswith("10.213.")
+               for r in pod_routes), pod_routes
+    routes = [r for r in routes if r not in pod_routes]
     # the lab subnet and nothing else leaves by eth0, and there is no default route;
     # pods' bridge (podctl0, made by earlier tests) may add its own pod CIDR
     assert [r for r in routes if "eth0" in r] == ["10.213.0.0/16 dev eth0 proto kernel scope link src 10.213.0.11".split()]

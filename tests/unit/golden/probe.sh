@@ -61,6 +61,10 @@ report fact mem_available_kb "$mem_available"
 report fact boot_id "$boot_id"
 report fact kernel "${kernel//[^[:alnum:]._+-]/}"
 report fact arch "$HOSTTYPE"
+# The pod network this host last applied (podnet.py); gone after a reboot, like its routes.
+net_digest=""
+{ read -r net_digest <"$PODCTL_RUN/net.digest"; } 2>/dev/null || true
+report fact net_digest "${net_digest//[^0-9a-f]/}"
 for d in "$PODCTL_STATE"/images/*/rootfs; do
   [ -d "$d" ] || continue
   d=${d%/rootfs}
