@@ -106,8 +106,13 @@ def check_deployment_sidecar(podctl) -> None:
     assert [s["name"] for s in pod["status"]["initContainerStatuses"]] == ["logshipper"]
     assert _wait("the sidecar shipping the app's lines",
                  lambda: "logging" in _logs(podctl, name, "-c", "logshipper"), timeout=15)
-    deploy = json.loads(podctl("get", "deployments", "myapp", "-o", "json").stdout)
-    assert deploy["status"].get("readyReplicas") == 1, deploy["status"]
+    # A Deployment's status is what the last reconcile saw (cron or --watch runs them).
+    def deployment_ready():
+        podctl("reconcile", "-q", check=False)
+        status = json.loads(podctl("get", "deployments", "myapp", "-o", "json").stdout)["status"]
+        return status if status.get("readyReplicas") == 1 else None
+
+    _wait("the Deployment counting its pod ready", deployment_ready, timeout=20)
 
 
 def check_startup_coordination(podctl) -> None:
