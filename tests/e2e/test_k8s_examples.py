@@ -107,12 +107,18 @@ def check_deployment_sidecar(podctl) -> None:
     assert _wait("the sidecar shipping the app's lines",
                  lambda: "logging" in _logs(podctl, name, "-c", "logshipper"), timeout=15)
     # A Deployment's status is what the last reconcile saw (cron or --watch runs them).
-    def deployment_ready():
-        podctl("reconcile", "-q", check=False)
-        status = json.loads(podctl("get", "deployments", "myapp", "-o", "json").stdout)["status"]
-        return status if status.get("readyReplicas") == 1 else None
+    seen = {}
 
-    _wait("the Deployment counting its pod ready", deployment_ready, timeout=20)
+    def deployment_ready():
+        seen["reconcile"] = podctl("reconcile", check=False).stdout
+        seen["status"] = json.loads(podctl("get", "deployments", "myapp", "-o", "json").stdout)["status"]
+        seen["pod"] = _pod(podctl, name)["status"]
+        return seen["status"].get("readyReplicas") == 1
+
+    try:
+        _wait("the Deployment counting its pod ready", deployment_ready, timeout=20)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n{json.dumps(seen, indent=1)}") from None
 
 
 def check_startup_coordination(podctl) -> None:
