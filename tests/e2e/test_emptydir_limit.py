@@ -58,8 +58,12 @@ def test_emptydir_over_its_size_limit_evicts_the_pod(lab, podctl):
         # The containers were stopped (a pod stop), the watcher has ended with them.
         wait_for(podctl, "filler", lambda o: all("terminated" in s["state"]
                                                  for s in o["status"]["containerStatuses"]), timeout=10)
-        assert "sleep 3600" not in lab.ssh("node1", f"ps -eo args | grep {uid} | grep -v grep; true",
-                                           check=True).stdout
+        # Nothing of it runs any more: no container process, no supervisor, no watcher.
+        left = lab.ssh("node1", f"""for _ in $(seq 50); do
+            p=$(ps -eo args | grep {uid} | grep -v grep; find /sys/fs/cgroup -path '*/{uid}/*' -name cgroup.procs \
+                -exec cat {{}} +)
+            [ -z "$p" ] && break; sleep 0.1; done; echo "$p"; true""", check=True).stdout.strip()
+        assert left == "", left
 
         # Another reconcile (or two) neither restarts nor re-creates it; the event is there once.
         for _ in range(2):
@@ -74,9 +78,13 @@ def test_emptydir_over_its_size_limit_evicts_the_pod(lab, podctl):
         # Under its limit: still running, after a check interval or two.
         modest = pod_json(podctl, "modest")
         assert modest["status"]["phase"] == "Running" and "reason" not in modest["status"], modest["status"]
+        watcher = lab.ssh("node1", f"ps -eo args | grep {modest['metadata']['uid']}/emptydir_watch.sh | grep -v grep",
+                          check=True).stdout
+        assert "emptydir_watch.sh" in watcher  # it is watched, and within its limit
 
-        podctl("delete", "pod", "filler")
+        podctl("delete", "-f", "-", input=PODS)
         assert host_traces(lab, "node1", uid) == ""
+        assert host_traces(lab, "node1", modest["metadata"]["uid"]) == ""  # its watcher too
     finally:
         podctl("delete", "-f", "-", input=PODS, check=False)
     print(f"\nemptyDir sizeLimit: evicted {evicted_after:.1f}s after apply; test {time.monotonic() - started:.1f}s")

@@ -133,11 +133,7 @@ def test_pod_object_reports_reason_message_and_disruption_target():
     from orchestrator.views import pod_object
 
     pod = parse_documents(POD, "t.yaml")[0].obj
-    row = PodRow.__new__(PodRow)
-    fields = {f: None for f in PodRow.__dataclass_fields__}
-    fields.update(uid=UID, namespace="default", name="filler", node="h", created_at=0.0, deleting=False,
-                  owner_kind=None, spec={}, pod_ip="10.244.1.5")
-    row = PodRow(**{k: fields[k] for k in PodRow.__dataclass_fields__})
+    row = PodRow(UID, "default", "filler", {}, None, None, None, "h", "10.244.1.5", 0.0, None, None, None)
     snap = HostSnapshot("h", "ok", pods={UID: observed("finished", [STOPPED])})
     st = pod_object(row, pod, snap, "10.213.0.2")["status"]
     assert (st["phase"], st["reason"]) == ("Failed", "Evicted")
@@ -145,3 +141,62 @@ def test_pod_object_reports_reason_message_and_disruption_target():
     target = [c for c in st["conditions"] if c["type"] == "DisruptionTarget"]
     assert target == [{"type": "DisruptionTarget", "status": "True", "reason": "TerminationByKubelet",
                        "message": st["message"]}]
+
+
+# ---------------------------------------------------------------- workloads see it Failed
+
+WORKLOADS = """
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      volumes: [{name: scratch, emptyDir: {sizeLimit: 1Mi}}]
+      containers: [{name: app, image: busybox}]
+---
+apiVersion: batch/v1
+kind: Job
+metadata: {name: batch}
+spec:
+  backoffLimit: 3
+  template:
+    spec:
+      restartPolicy: Never
+      volumes: [{name: scratch, emptyDir: {sizeLimit: 1Mi}}]
+      containers: [{name: app, image: busybox}]
+"""
+
+
+def _owned_evicted(pod_spec_manifest: dict, name: str):
+    """An owned pod as the controller sees it once its host reports the eviction."""
+    import yaml
+
+    from orchestrator.store import PodRow
+    from orchestrator.views import pod_object
+    from orchestrator.workloads.common import owned_pod_from_k8s
+
+    doc = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, **pod_spec_manifest["metadata"]},
+           "spec": pod_spec_manifest["spec"]}
+    pod = parse_documents(yaml.safe_dump(doc), "p.yaml")[0].obj
+    row = PodRow(UID, "default", name, doc, None, None, None, "h", "10.244.1.5", 0.0, None, None, None)
+    body = pod_object(row, pod, HostSnapshot("h", "ok", pods={UID: observed("finished", [STOPPED])}), None)
+    return owned_pod_from_k8s(body, uid=UID, created_at=0.0, host="h", deleting=False)
+
+
+def test_workload_controllers_treat_an_evicted_pod_as_failed():
+    from orchestrator.workloads.run import reconcile_workload
+
+    dep, job = (m.obj for m in parse_documents(WORKLOADS, "w.yaml"))
+    template = {"metadata": {"labels": {"app": "web"}}, "spec": dep.template.raw["spec"]}
+    owned = _owned_evicted(template, "web-abc")
+    assert owned.phase == "Failed" and not owned.active
+    d = reconcile_workload(dep, [owned], 100.0, uid="dep-uid")
+    assert [x.uid for x in d.delete] == [UID] and len(d.create) == 1  # replaced
+
+    owned = _owned_evicted({"metadata": {}, "spec": job.template.raw["spec"]}, "batch-xyz")
+    d = reconcile_workload(job, [owned], 100.0, uid="job-uid")
+    assert d.status.get("failed") == 1 and len(d.create) == 1  # counted failed, retried
