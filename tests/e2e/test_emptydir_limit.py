@@ -71,7 +71,7 @@ def test_emptydir_over_its_size_limit_evicts_the_pod(lab, podctl):
         obj = pod_json(podctl, "filler")
         assert (obj["metadata"]["uid"], obj["status"]["phase"], obj["status"]["reason"]) == (uid, "Failed", "Evicted")
         described = podctl("describe", "pod", "filler").stdout
-        assert described.count(MESSAGE) >= 1
+        assert "Status:       Failed (Evicted)" in described and f"Message:      {MESSAGE}" in described
         events = [line for line in described.splitlines() if "Evicted" in line and "Warning" in line]
         assert len(events) == 1, described
 
