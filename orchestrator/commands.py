@@ -447,6 +447,7 @@ def describe_pod(config: Config, name: str, namespace: str) -> int:
            f"Start Time:   {md.get('creationTimestamp')}",
            "Labels:       " + (", ".join(f"{k}={v}" for k, v in (md.get("labels") or {}).items()) or "<none>"),
            f"Status:       {st['phase']}" + (f" ({st['reason']})" if st.get("reason") else ""),
+           *([f"Message:      {st['message']}"] if st.get("message") else []),
            f"IP:           {st.get('podIP') or '<none>'}", f"UID:          {md['uid']}",
            f"QoS Class:    {st.get('qosClass')}"]
     by_name = {s["name"]: s for s in st["containerStatuses"] + st.get("initContainerStatuses", [])}

@@ -25,7 +25,7 @@ from .image_puller import gc_for_run, pull_for_run
 from .registry_config import registry_settings
 from .inventory import Inventory, load_inventory
 from .model import Host, ImageConfig, Pod
-from . import failpoints, pod_events, podconfig, podnet, scheduling
+from . import emptydir_limit, failpoints, pod_events, podconfig, podnet, scheduling
 from .scheduling import host_capacity  # noqa: F401 (commands.py)
 from .plan import Plan
 from .probe import HostSnapshot, parse_probe
@@ -298,16 +298,23 @@ class Controller:
                 continue
             summary = pod_events.summarize(observed)
             before = (row.observed or {}).get("containers")
-            if summary != before:
-                changed.append((row, before, summary))
+            # An eviction (emptydir_limit) is news once: its message is kept with the summary.
+            eviction = emptydir_limit.evicted(observed)
+            evicted = eviction[1] if eviction else None
+            if summary != before or evicted != (row.observed or {}).get("evicted"):
+                changed.append((row, before, summary, evicted))
         if not changed:
             return  # a run over unchanged pods writes nothing
         with store.transaction():
-            for row, before, summary in changed:
+            for row, before, summary, evicted in changed:
                 for kind, reason, message in pod_events.transitions(before, summary, row.name):
                     store.add_event(now, kind, reason, message, namespace=row.namespace, name=row.name,
                                     uid=row.uid)
-                store.record_observed(row.uid, {"containers": summary}, now)
+                if evicted and evicted != (row.observed or {}).get("evicted"):
+                    store.add_event(now, "Warning", emptydir_limit.REASON, evicted, namespace=row.namespace,
+                                    name=row.name, uid=row.uid)
+                seen = {"containers": summary, **({"evicted": evicted} if evicted else {})}
+                store.record_observed(row.uid, seen, now)
 
     def _workloads(self, store: Store, inventory: Inventory, snaps, now: float, dry_run: bool):
         """Run each workload's controller over the pods it owns; record what it decides.

@@ -291,7 +291,7 @@ OBJECT_FIELDS: dict[str, dict[str, Rule]] = {
                   "path": Supported("relative, no '..' element"),
                   "mode": Supported("0..0777")},
     "EmptyDirVolumeSource": {"medium": Supported('"" (disk) or Memory (tmpfs)'),
-                             "sizeLimit": Supported("quantity, e.g. 1Gi")},
+                             "sizeLimit": Supported("quantity, e.g. 1Gi (Memory: the tmpfs size; disk: the pod is evicted above it)")},
     "HostPathVolumeSource": {"path": Supported("absolute, no '..'"),
                              "type": Supported("'', DirectoryOrCreate, Directory, "
                                                "FileOrCreate, File, Socket, CharDevice, "

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
+from .emptydir_limit import evicted
 from .plan import Action, Plan, ordered
 from .probe import HostSnapshot
 
@@ -51,8 +52,8 @@ def reconcile(desired: Sequence[DesiredPod], observed: Mapping[str, HostSnapshot
         if snap is None or not snap.reachable or d.digests is None:
             continue
         seen = snap.pods.get(d.uid)
-        if seen is not None and seen.state in ("alive", "finished"):
-            continue
+        if seen is not None and (seen.state in ("alive", "finished") or evicted(seen)):
+            continue  # an evicted pod stays Failed, even if its supervisor died
         for digest in d.digests:
             if digest not in snap.images:
                 actions.append(Action("push-image", d.host, "", "", "not on host", digest))

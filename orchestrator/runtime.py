@@ -17,7 +17,7 @@ from typing import Mapping, Sequence
 
 from .errors import PodctlError
 from .model import Container, Handler, ImageConfig, Pod, PodSpec, Probe
-from . import podenv
+from . import emptydir_limit, podenv
 from .podenv import PodFacts, Value
 from .qos import oom_score_adj
 from .render import render, render_static
@@ -344,6 +344,7 @@ def pod_context(pod: Pod, uid: str, images: Mapping[str, ImageConfig], net: Netw
         "hostname": _name(podenv.hostname(pod), "hostname"),
         "hosts_file": podenv.hosts_file(pod, net.ip),
         "supervisor": render("supervisor.sh.j2", pod=pod_ctx),
+        "emptydir_watch": emptydir_limit.watch_script(pod.spec, uid, pod_dir(uid)),
         "containers": containers,
         "volumes": list(volumes.values()),
         "cgroup": _cgroup_values(pod_mem, pod_cpu, pod.spec.requests().cpu_m, pids_max),

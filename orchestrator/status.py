@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .emptydir_limit import evicted
 from .probe import ObservedPod
 
 # Fields of a state.json entry that are Kubernetes' containerStatuses[] fields.
@@ -90,6 +91,11 @@ def pod_phase(observed: ObservedPod | None, restart_policy: str, bound: bool,
         return "Unknown", "NodeUnreachable"
     if observed is None:
         return "Pending", "ContainerCreating"
+    eviction = evicted(observed)
+    if eviction is not None:
+        # Evicted (emptyDir over its sizeLimit): Failed from the decision on, as the
+        # kubelet reports it, whatever the containers' exit codes.
+        return "Failed", eviction[0]
     if layout is None:
         names = tuple(observed.meta.get("containers") or [c.get("name", "") for c in observed.containers])
         layout = PodLayout(names, tuple(observed.meta.get("initContainers") or ()))
@@ -185,6 +191,8 @@ def display_status(phase: str, reason: str, statuses_: list[dict], init_statuses
     container not done (Init:N/M, Init:Error, Init:CrashLoopBackOff...), else the most
     telling app container reason, else the phase."""
     shown = reason if phase == "Pending" and reason else phase
+    if phase == "Failed" and reason == "Evicted":
+        return reason  # kubectl shows the pod's reason; its containers' say less
     initializing = False
     for i, s in enumerate(init_statuses):
         state = s.get("state") or {}

@@ -8,6 +8,7 @@ from datetime import datetime, timezone
 from .manifests import pod_to_k8s
 from .model import Pod
 from .ephemeral import statuses as ephemeral_statuses
+from .emptydir_limit import disruption_condition, evicted
 from .probe import HostSnapshot
 from .qos import qos_class
 from .status import (PodLayout, display_status, initialized, pod_conditions, pod_phase, statuses,
@@ -94,6 +95,10 @@ def pod_object(row: PodRow, pod: Pod, snap: HostSnapshot | None, host_ip: str | 
         status["initContainerStatuses"] = init_statuses
     if reason:
         status["reason"] = reason
+    eviction = evicted(observed)
+    if eviction is not None:
+        status["message"] = eviction[1]
+        conditions.append(disruption_condition(eviction[1]))
     if row.pod_ip:
         status["podIP"] = row.pod_ip
         status["podIPs"] = [{"ip": row.pod_ip}]

@@ -115,7 +115,12 @@ for uid in "${uids[@]}"; do
     status="$status$sep$line"
     sep=","
   done
-  status="$status]}"
+  # The emptyDir sizeLimit watcher's eviction marker (one space-free line of JSON).
+  ev=""
+  [ ! -f "$P/evicted" ] || { read -r ev <"$P/evicted"; } 2>/dev/null || true
+  status="$status]"
+  [ -z "$ev" ] || status="$status,\"evicted\":$ev"
+  status="$status}"
   # pod.json is one line without a newline at the end; read stops at EOF (status 1).
   meta='{}'
   if [ -f "$P/pod.json" ]; then

@@ -270,6 +270,17 @@ pod_ns_argv() {
   fi
 }
 
+# Kill the pod's emptyDir sizeLimit watcher (emptydir_watch.sh.j2) and its `du`: it
+# leads its own process group (setsid). Its command line must name the pod's uid.
+emptydir_watch_stop() {
+  local pid="" argv=()
+  { read -r pid <"$PODCTL_RUN/pods/$1/emptydir_watch.pid"; } 2>/dev/null || return 0
+  [[ -n $pid && $pid != *[!0-9]* ]] || return 0
+  { mapfile -d '' argv <"/proc/$pid/cmdline"; } 2>/dev/null || return 0
+  [[ ${argv[*]} == *"$1/emptydir_watch.sh"* ]] || return 0
+  kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
+}
+
 # Remove every trace of a pod on this host: processes, mounts, namespaces, veth,
 # cgroups, directories. Safe to run on a pod that is half made or already gone.
 pod_teardown() {
@@ -279,6 +290,7 @@ pod_teardown() {
      && [ ! -e "/sys/class/net/$veth" ]; then
     return 0
   fi
+  emptydir_watch_stop "$uid"
   cg_signal "$uid" KILL
   cg_destroy "$uid"
   ip link del "$veth" 2>/dev/null || true
