@@ -9,7 +9,6 @@ another repository is the registry's 401 insufficient_scope, both as ErrImagePul
 from __future__ import annotations
 
 import pytest
-
 from registry_fixture import image_manifest, start_registry, write_layout
 from test_registry import delete, flavour, pod_yaml, wait_running, waiting
 from token_server import SERVICE, TokenServer
@@ -89,7 +88,7 @@ def test_wrong_password_is_the_token_servers_401(lab, podctl, token_registry):
 
 
 def test_token_for_another_repository_is_refused(lab, podctl, token_registry):
-    reg, ts = token_registry
+    reg, _ = token_registry
     use_credentials(lab, reg, NARROW, PASSWORDS[NARROW])  # its tokens only grant other/app
     try:
         podctl("apply", "-f", "-", check=False, input=pod_yaml("tok-scope", f"{reg.host}/private/app:scope"))

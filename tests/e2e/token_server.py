@@ -70,10 +70,10 @@ class TokenServer:
         return (f"auth:\n  token:\n    realm: {self.realm}\n    service: {SERVICE}\n"
                 f"    issuer: {ISSUER}\n    rootcertbundle: {self.cert}\n")
 
-    def start(self) -> "TokenServer":
+    def start(self) -> TokenServer:
         self._key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, ISSUER)])
-        now = dt.datetime.now(dt.timezone.utc)
+        now = dt.datetime.now(dt.UTC)
         cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
                 .public_key(self._key.public_key()).serial_number(x509.random_serial_number())
                 .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=1))
@@ -82,7 +82,7 @@ class TokenServer:
         server = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self):  # noqa: N802 (http.server's naming)
+            def do_GET(self):
                 status, doc = server.answer(urlsplit(self.path), self.headers.get("Authorization", ""))
                 body = json.dumps(doc).encode()
                 self.send_response(status)
@@ -119,7 +119,7 @@ class TokenServer:
             return 401, {"errors": [{"code": "UNAUTHORIZED", "message": "invalid username or password"}]}
         token = self.token(user, query.get("service", [""])[0], self._access(user, scopes))
         return 200, {"token": token, "access_token": token, "expires_in": self.expires_in,
-                     "issued_at": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}
+                     "issued_at": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}
 
     def _access(self, user: str, scopes: list[str]) -> list[dict]:
         grant = self.grants.get(user, "pull")
