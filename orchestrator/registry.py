@@ -186,6 +186,23 @@ def _registry_message(body: bytes, status: int, reason: str) -> str:
     return f"{status} {reason}".strip()
 
 
+def refusal_hint(auth: str, challenge_headers: list[str], scope: str) -> str:
+    """Why the registry still answered 401 to the credential just sent, for the message:
+    its body only says "authentication required"; the Bearer challenge's `error` tells a
+    token for other repositories or actions (insufficient_scope) from one it could not
+    verify (invalid_token: signature, issuer, audience, expiry)."""
+    if not auth.startswith("Bearer "):
+        return " (the registry refused the username and password)"
+    params = dict(c for h in challenge_headers for c in parse_challenges(h)).get("bearer") or {}
+    error = params.get("error", "")
+    wanted = params.get("scope") or scope
+    if error == "insufficient_scope":
+        return f" (insufficient_scope: the token server's token does not grant {wanted})"
+    if error == "invalid_token":
+        return f" (invalid_token: the registry could not verify the token server's token for {wanted})"
+    return f" (the registry refused the token for {wanted}{': ' + error if error else ''})"
+
+
 class PullError(ImageError):
     """A pull failed; `str()` is the registry's message, as ErrImagePull shows it."""
 
@@ -216,7 +233,10 @@ class _Endpoint:
             except urllib.error.HTTPError as exc:
                 body = exc.read()
                 if exc.code != 401 or attempt:
-                    raise PullError(f"{self.host}: {_registry_message(body, exc.code, exc.reason)}") from None
+                    message = _registry_message(body, exc.code, exc.reason)
+                    if exc.code == 401 and self.auth:
+                        message += refusal_hint(self.auth, exc.headers.get_all("WWW-Authenticate") or [], scope)
+                    raise PullError(f"{self.host}: {message}") from None
                 self.auth = self._answer(exc.headers.get_all("WWW-Authenticate") or [], scope, body)
             except (urllib.error.URLError, OSError) as exc:
                 reason = getattr(exc, "reason", exc)
@@ -239,18 +259,23 @@ class _Endpoint:
         realm = params.get("realm", "")
         if not realm.startswith(("https://", "http://")):
             raise PullError(f"{self.host}: bearer challenge without a usable realm ({realm!r})")
+        host = urllib.parse.urlsplit(realm).hostname or ""
+        if os.environ.get(LOOPBACK_ONLY_ENV) == "1" and not is_loopback(host):
+            raise PullError(f"{self.host}: refusing to contact token server {host}: "
+                            f"{LOOPBACK_ONLY_ENV}=1 allows loopback only")
         query = {"service": params["service"]} if params.get("service") else {}
         query["scope"] = params.get("scope") or scope
         req = urllib.request.Request(realm + ("&" if "?" in realm else "?") + urllib.parse.urlencode(query))
         if self.cred is not None:
             basic = base64.b64encode(f"{self.cred.username}:{self.cred.password}".encode()).decode()
             req.add_unredirected_header("Authorization", "Basic " + basic)
-        host = urllib.parse.urlsplit(realm).hostname or ""
         try:
             with _opener(is_loopback(host)).open(req, timeout=TIMEOUT) as r:
                 doc = json.loads(r.read(_MANIFEST_LIMIT))
         except urllib.error.HTTPError as exc:
-            raise PullError(f"{self.host}: token server: {_registry_message(exc.read(), exc.code, exc.reason)}") from None
+            hint = " (no credentials configured for this registry)" if exc.code == 401 and self.cred is None else ""
+            raise PullError(f"{self.host}: token server: "
+                            f"{_registry_message(exc.read(), exc.code, exc.reason)}{hint}") from None
         except (urllib.error.URLError, OSError, ValueError) as exc:
             raise PullError(f"{self.host}: token server {host}: {getattr(exc, 'reason', exc)}") from None
         token = doc.get("token") or doc.get("access_token") if isinstance(doc, dict) else None

@@ -73,11 +73,12 @@ def _authfile(root: Path, host: str, creds: str) -> Path:
     return path
 
 
-def start_registry(tmp: Path, htpasswd: Path | None = None) -> Registry:
+def start_registry(tmp: Path, htpasswd: Path | None = None, auth_yaml: str = "") -> Registry:
+    """`auth_yaml`: a ready `auth:` section (token auth: TokenServer.auth_yaml())."""
     port = free_port()
     root = tmp / f"storage-{port}"
     root.mkdir(parents=True)
-    auth = (f"auth:\n  htpasswd:\n    realm: podctl-test\n    path: {htpasswd}\n") if htpasswd else ""
+    auth = (f"auth:\n  htpasswd:\n    realm: podctl-test\n    path: {htpasswd}\n") if htpasswd else auth_yaml
     conf = tmp / f"registry-{port}.yml"
     conf.write_text(f"""version: 0.1
 log:

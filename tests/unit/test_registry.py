@@ -13,7 +13,8 @@ from orchestrator.image_pull import (BACKOFF, NEVER, PULL, SKIP, USE, Failure, b
 from orchestrator.plan import Action
 from orchestrator.probe import HostSnapshot
 from orchestrator.reconcile import DesiredPod, reconcile
-from orchestrator.registry import Reference, choose_manifest, host_platform, parse_challenges, parse_reference
+from orchestrator.registry import (Reference, choose_manifest, host_platform, parse_challenges, parse_reference,
+                                  refusal_hint)
 from orchestrator.registry_config import Credential, RegistrySettings, parse_auth_file, parse_settings
 
 D = "sha256:" + "ab" * 32
@@ -164,6 +165,21 @@ def test_waiting_reasons_carry_the_registry_message():
     assert waiting_reason("x:1", NEVER, None, 0)[0] == "ErrImageNeverPull"
     assert waiting_reason("x:1", PULL, None, 0) is None  # not tried yet: ContainerCreating
     assert waiting_reason("x:1", USE, f, 1000.0) is None
+
+
+def test_refusal_hint_tells_why_the_registry_refused_what_was_sent():
+    scope = "repository:private/app:pull"
+
+    def challenge(error: str) -> list[str]:
+        return [f'Bearer realm="http://127.0.0.1:1/token",service="reg",scope="{scope}"'
+                + (f',error="{error}"' if error else "")]
+
+    assert refusal_hint("Bearer t", challenge("insufficient_scope"), "x") == (
+        " (insufficient_scope: the token server's token does not grant repository:private/app:pull)")
+    assert "invalid_token: the registry could not verify" in refusal_hint("Bearer t", challenge("invalid_token"), "x")
+    assert refusal_hint("Bearer t", challenge(""), scope) == f" (the registry refused the token for {scope})"
+    assert refusal_hint("Bearer t", [], scope) == f" (the registry refused the token for {scope})"
+    assert refusal_hint("Basic dTpw", ['Basic realm="r"'], scope) == " (the registry refused the username and password)"
 
 
 A, B, C = "a" * 64, "b" * 64, "c" * 64
