@@ -17,8 +17,7 @@ import click
 import yaml
 
 from .config import Config
-from .controller import (Controller, RunReport, host_capacity, open_store, open_transport, pod_images,
-                         probe_hosts, require_inventory, row_pod)
+from .controller import (Controller, RunReport, host_capacity, open_store, open_transport, probe_hosts, require_inventory, row_pod, stored_pod)
 from .errors import LockHeld, UsageError
 from .images import ImageStore
 from .image_puller import waiting_for_pods
@@ -579,11 +578,7 @@ def _host_items(config: Config):
 
 def _locate(config: Config, pod: str, namespace: str, container: str | None):
     inventory = require_inventory(config)
-    with open_store(config) as store:
-        row = store.get_pod(namespace, pod)
-    if row is None or row.deleting:
-        raise UsageError(f'pods "{pod}" not found')
-    spec = row_pod(row)
+    row, spec = stored_pod(config, namespace, pod)
     names = [c.name for c in spec.spec.containers + spec.spec.init_containers]
     if container is None:
         if len(names) > 1:

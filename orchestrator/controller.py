@@ -45,6 +45,16 @@ def require_inventory(config: Config) -> Inventory:
     return load_inventory(path)
 
 
+def stored_pod(config: Config, namespace: str, name: str) -> tuple[PodRow, Pod]:
+    """The stored pod a verb (exec, logs, debug) acts on, with its validated spec; the
+    kubectl error when there is none or it is being deleted."""
+    with open_store(config) as store:
+        row = store.get_pod(namespace, name)
+    if row is None or row.deleting:
+        raise UsageError(f'pods "{name}" not found')
+    return row, row_pod(row)
+
+
 def open_transport(config: Config, inventory: Inventory):
     """The run's transport, honouring the inventory's host key policy (strict or accept-new).
 

@@ -10,16 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import random
-import sys
 
 import click
 
 from .config import Config
-from .controller import open_store, open_transport, probe_hosts, require_inventory
+from .controller import open_store, open_transport, probe_hosts, require_inventory, stored_pod
 from .ephemeral import build_spec, check, debug_script, debugger_name
 from .errors import TransportError, UsageError
 from .executor import HostReport, _push
-from .host_failures import row_pod
 from .images import ImageStore
 
 
@@ -27,11 +25,7 @@ def debug(config: Config, pod_name: str, namespace: str, image: str, target: str
           interactive: bool, tty: bool, pull_policy: str | None, command: list[str],
           rng: random.Random | None = None) -> int:
     inventory = require_inventory(config)
-    with open_store(config) as store:
-        row = store.get_pod(namespace, pod_name)
-    if row is None or row.deleting:
-        raise UsageError(f'pods "{pod_name}" not found')
-    pod = row_pod(row)
+    row, pod = stored_pod(config, namespace, pod_name)
     defaulted = name is None
     name = name or debugger_name(rng or random.SystemRandom())
     doc = build_spec(name, image, command, target, interactive, tty, pull_policy)

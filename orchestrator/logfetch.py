@@ -17,7 +17,7 @@ from .controller import open_store, open_transport, require_inventory
 from .ephemeral import container_names
 from .errors import TransportError, UsageError
 from .host_failures import row_pod
-from .podlogs import Assembler, LogLine, format_line, merge, parse_duration, parse_lines, parse_selector, prefix_for, select
+from .podlogs import Assembler, LogLine, format_line, merge, parse_duration, parse_selector, prefix_for, select
 from .render import render
 from .runtime import pod_dir
 from .store import PodRow, Store

@@ -12,7 +12,7 @@ from __future__ import annotations
 import heapq
 import re
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Iterable, Iterator, Sequence
 
 from .errors import UsageError
