@@ -27,7 +27,7 @@ from .podnet import desired_networks, node_ip_of, port_bindings
 from .quantity import display_memory, format_cpu, format_memory
 from .ephemeral import describe_lines as ephemeral_lines
 from .store import Store
-from .views import POD_HEADERS, POD_WIDE_HEADERS, age, pod_object, pod_row_columns
+from .views import POD_HEADERS, POD_WIDE_HEADERS, age, as_output, pod_object, pod_row_columns
 from .workloads.common import from_store, template_hash
 from .workloads.deployment import (RolloutError, current_revision, deployment_hash, rollout_history,
                                    rollout_status, rollout_undo)
@@ -321,8 +321,7 @@ def get_pods(config: Config, name: str | None, namespace: str | None, output: st
         return 1
     items = [o for _, _, o in objs]
     if output in ("json", "yaml"):
-        doc = items[0] if name else {"apiVersion": "v1", "kind": "List", "items": items, "metadata": {}}
-        click.echo(json.dumps(doc, indent=2) if output == "json" else yaml.safe_dump(doc, sort_keys=False))
+        click.echo(as_output(items, bool(name), output))
     elif output == "name":
         for o in items:
             click.echo(f"pod/{o['metadata']['name']}")
@@ -351,8 +350,7 @@ def get_workloads(config: Config, plural: str, name: str | None, namespace: str 
             revision = current_revision(history, obj) if kind == "Deployment" else None
             items.append(workload_object(o.doc, uid=o.uid, created_at=o.created_at, generation=o.generation,
                                          status=from_store(o.status)[0], revision=revision))
-        doc = items[0] if name else {"apiVersion": "v1", "kind": "List", "items": items, "metadata": {}}
-        click.echo(json.dumps(doc, indent=2) if output == "json" else yaml.safe_dump(doc, sort_keys=False))
+        click.echo(as_output(items, bool(name), output))
         return 0
     if output == "name":
         for o in rows:

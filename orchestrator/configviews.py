@@ -5,13 +5,11 @@ does); `describe` shows a Secret's keys with their sizes only."""
 from __future__ import annotations
 
 import base64
-import json
 
 import click
-import yaml
 
 from .configobjects import shown_doc
-from .views import age, rfc3339
+from .views import age, as_output, rfc3339
 
 PLURALS = {"configmaps": "ConfigMap", "secrets": "Secret"}
 
@@ -29,8 +27,7 @@ def get_config(store, plural: str, name: str | None, namespace: str | None, outp
         return 1
     if output in ("json", "yaml"):
         items = [shown_doc(o.doc, o.uid, rfc3339(o.created_at)) for o in rows]
-        doc = items[0] if name else {"apiVersion": "v1", "kind": "List", "items": items, "metadata": {}}
-        click.echo(json.dumps(doc, indent=2) if output == "json" else yaml.safe_dump(doc, sort_keys=False))
+        click.echo(as_output(items, bool(name), output))
         return 0
     if output == "name":
         for o in rows:

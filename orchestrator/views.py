@@ -16,6 +16,16 @@ from .status import (PodLayout, display_status, initialized, pod_conditions, pod
 from .store import PodRow
 
 
+def as_output(items: list[dict], single: bool, output: str) -> str:
+    """`-o json|yaml`: the one object asked for by name, else a kind List of them all."""
+    import json
+
+    import yaml
+
+    doc = items[0] if single else {"apiVersion": "v1", "kind": "List", "items": items, "metadata": {}}
+    return json.dumps(doc, indent=2) if output == "json" else yaml.safe_dump(doc, sort_keys=False)
+
+
 def rfc3339(ts: float | None) -> str | None:
     if ts is None:
         return None
