@@ -1253,6 +1253,38 @@ def hand_picked(canary: str) -> list[Example]:
             volumeMounts=[{"name": f"h{i}", "mountPath": f"/m{i}" + path_ish(a, colon=False),
                            "readOnly": i % 2 == 0} for i in range(len(kinds))]
             + [{"name": "data", "mountPath": path_ish(a, colon=False)}]))
+    # init containers, a sidecar with every probe and hook, a Secret: each attack in each
+    for n, a in enumerate(attacks(canary)):
+        words = [a, f"x{a}", ""]
+        headers = [{"name": token_ish(a), "value": printable_ish(a)}, {"name": "X-V", "value": printable_ish(a)}]
+        sidecar = {
+            "name": "side", "image": "busybox", "restartPolicy": "Always", "args": [a],
+            "ports": [{"name": "web", "containerPort": 8080}, {"name": "alt", "containerPort": 81}],
+            "startupProbe": {"exec": {"command": words}},
+            "livenessProbe": {"httpGet": {"port": "web", "host": host_ish(a), "path": url_path_ish(a),
+                                          "httpHeaders": headers}},
+            "readinessProbe": {"tcpSocket": {"port": "alt", "host": host_ish(a)}},
+            "lifecycle": {"postStart": {"exec": {"command": [a]}},
+                          "preStop": {"httpGet": {"port": 8080, "path": url_path_ish(a),
+                                                  "httpHeaders": [{"name": "Host", "value": printable_ish(a)}]}}}}
+        key = secret_key_ish(a)
+        items = [{"key": key, "path": item_path_ish(a)}, {"key": key, "path": "d/" + item_path_ish(a), "mode": 0o400}]
+        doc = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web"}, "spec": {
+            "restartPolicy": "Never" if n % 2 else "Always",
+            "volumes": [{"name": "sec", "secret": {"secretName": SECRET_NAME, "items": items}},
+                        {"name": "all", "secret": {"secretName": SECRET_NAME, "defaultMode": 0o440}}],
+            "initContainers": [
+                {"name": "init", "image": "busybox", "command": [a], "args": words,
+                 "env": [{"name": env_name_ish(a), "value": a},
+                         {"name": "S", "valueFrom": {"secretKeyRef": {"name": SECRET_NAME, "key": key}}}],
+                 "volumeMounts": [{"name": "sec", "mountPath": "/s"}]},
+                sidecar],
+            "containers": [{"name": "app", "image": "busybox",
+                            "env": [{"name": "S", "valueFrom": {"secretKeyRef": {"name": SECRET_NAME, "key": key}}}],
+                            "lifecycle": {"preStop": {"exec": {"command": words}}},
+                            "volumeMounts": [{"name": "all", "mountPath": "/all", "readOnly": True}]}]}}
+        out.append(Example(doc, image, "dict", True,
+                           {key: (SECRET_MARK + a).encode(), "bin": SECRET_MARK.encode() + bytes(range(256))}))
     return out + [
         pod(command=frags, args=frags),
         pod(env=[{"name": env_name_ish(f), "value": f} for f in frags] + [{"name": "HOSTNAME", "value": "\n"}]),
@@ -1272,7 +1304,8 @@ def test_hand_picked_hostile_pods(sandbox: Sandbox):
     fuzz.finish()
     assert fuzz.stats["run"] == len(cases), fuzz.summary()
     assert all(o.get("created") for o in fuzz.outcomes), fuzz.summary()
-    assert sum(o.get("started", 0) for o in fuzz.outcomes) == len(cases), fuzz.summary()
+    starts = sum(len(ex.doc["spec"]["containers"]) + len(ex.doc["spec"].get("initContainers", [])) for ex in cases)
+    assert sum(o.get("started", 0) for o in fuzz.outcomes) == starts, fuzz.summary()
 
 
 def declared(container, image: ImageConfig, pod_name: str, secrets: dict | None = None):
@@ -1427,3 +1460,155 @@ def test_q_refuses_nul(a, b):
         q(a + "\0" + b)
     with pytest.raises(RenderError):
         q([a, "\0", b])
+
+
+# ---------------------------------------------------------------- probes, hooks, secrets: refusals
+
+
+@pytest.mark.parametrize("bad", ["\r\nX-Injected: 1", "\n", "\r", "v\x00", "\x85", "\u2028", "\x1b[2J", "\x7f"])
+def test_handler_values_that_could_break_the_request_are_refused(bad):
+    """A header value, URL path or host that could end the request line or a header line
+    (and so inject another) is a validation error naming the field, for probes and hooks."""
+    at = "spec.containers[0]"
+    doc = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web"}, "spec": {"containers": [{
+        "name": "app", "image": "busybox",
+        "livenessProbe": {"httpGet": {"port": 80, "path": "/a" + bad, "host": "h" + bad,
+                                      "httpHeaders": [{"name": "X" + bad, "value": "v" + bad}]}},
+        "readinessProbe": {"tcpSocket": {"port": 80, "host": "h" + bad}},
+        "lifecycle": {"preStop": {"httpGet": {"port": 80, "httpHeaders": [{"name": "X-A", "value": bad}]}}}}]}}
+    with pytest.raises(ManifestError) as exc:
+        validate_pod(doc, "t.yaml")
+    probe = f"{at}.livenessProbe.httpGet"
+    assert error_paths(exc.value) == {f"{probe}.path", f"{probe}.host", f"{probe}.httpHeaders[0].name",
+                                      f"{probe}.httpHeaders[0].value", f"{at}.readinessProbe.tcpSocket.host",
+                                      f"{at}.lifecycle.preStop.httpGet.httpHeaders[0].value"}
+
+
+@pytest.mark.parametrize("path", ["../x", "..", "a/../../x", "a/..", "/etc/passwd", "/", "..x", "", ".", "a\x00b"])
+def test_secret_item_paths_cannot_leave_the_volume(path):
+    """items[].path: relative, no '..', names a file (Kubernetes' rules): no escape from
+    the pod's secrets tmpfs is expressible."""
+    doc = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web"}, "spec": {
+        "volumes": [{"name": "s", "secret": {"secretName": SECRET_NAME, "items": [{"key": "k", "path": path}]}},
+                    {"name": "c", "configMap": {"name": "cm", "items": [{"key": "k", "path": path}]}}],
+        "containers": [{"name": "app", "image": "busybox"}]}}
+    with pytest.raises(ManifestError) as exc:
+        validate_pod(doc, "t.yaml")
+    assert error_paths(exc.value) == {"spec.volumes[0].secret.items[0].path",
+                                      "spec.volumes[1].configMap.items[0].path"}
+
+
+# ---------------------------------------------------------------- podctl debug
+
+DEBUG_RUNNER = r"""
+set -u
+WORK=$1 CANARY=$2 CASES=$3
+mount --make-rprivate / && mount --bind "$WORK" "$WORK" || exit 99
+for t in /var/lib /run /sys/fs/cgroup "$CANARY"; do mount -t tmpfs -o mode=0755 podctl-injection "$t" || exit 99; done
+cp "$(PATH=SCRIPT_PATH type -P env)" /run/podctl-real-env || exit 99
+for c in cpu cpuacct memory pids; do mkdir -p "/sys/fs/cgroup/$c/podctl"; done
+for b in STUBBED; do
+  p=$(PATH=SCRIPT_PATH type -P "$b") || exit 99
+  [ "$b" = mount ] || mount --bind "$WORK/stub" "$(readlink -f "$p")" || exit 99
+done
+for m in / /sys /proc; do mount -o remount,bind,ro "$m" || exit 99; done
+mount --bind "$WORK/stub" "$(readlink -f "$p")" || exit 99
+for dir in "$CASES"/*/; do
+  dir=${dir%/}
+  read -r uid <"$dir/uid"
+  P=/var/lib/podctl/pods/$uid R=/run/podctl/pods/$uid
+  rm -rf /var/lib/podctl /run/podctl
+  mkdir -p "$R" "$P/containers/app" "/var/lib/podctl/images/$(cat "$dir/digest")/rootfs"
+  # a running pod: a supervisor (its argv names the uid), the target container's main process
+  bash -c 'sleep 30; :' "$uid" &
+  echo $! >"$R/supervisor.pid"
+  for _ in $(seq 1 500); do grep -q "$uid" "/proc/$!/cmdline" 2>/dev/null && break; sleep 0.01; done
+  /run/podctl-real-env -i "$(type -P sleep)" 30 &
+  echo $! >"$P/containers/app/pid"
+  echo '{"state":{"running":{}}}' >"$P/containers/app/state.json"
+  cd "$CANARY"
+  PODCTL_STUB_LOG=$dir/debug.log bash "$dir/debug.sh" </dev/null >"$dir/debug.out" 2>"$dir/debug.err"
+  echo $? >"$dir/debug.rc"
+  E=$(cat "$dir/edir")
+  cp "$E/start.sh" "$E/run.sh" "$dir/" 2>/dev/null
+  rm -f /run/podctl-stub-log
+  PODCTL_STUB_LOG=$dir/start.log bash "$E/start.sh" 0 '{}' </dev/null >"$dir/start.out" 2>"$dir/start.err"
+  echo $? >"$dir/start.rc"
+  find "$CANARY" -mindepth 1 -print0 -delete >"$dir/canary"
+  cd /
+  kill $(jobs -p) 2>/dev/null; wait
+done
+echo "@@sandbox done"
+""".replace("STUBBED", " ".join(STUBBED)).replace("SCRIPT_PATH", SCRIPT_PATH)
+
+
+def test_debug_runs_only_the_declared_command(sandbox: Sandbox):
+    """`podctl debug`'s script with hostile commands (every attack, every fragment): the
+    ephemeral container execs exactly its command, with the image's environment, no
+    canary; names are DNS labels (validated); the script's privileged calls see none
+    of the command."""
+    canary = str(sandbox.canary)
+    image = ImageConfig(ref="busybox", digest=DIGEST, cmd=("sh",), env=(EnvVar("PATH", "/bin"),))
+    pod = validate_pod({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web"},
+                        "spec": {"containers": [{"name": "app", "image": "busybox"}]}}, "t.yaml")
+    commands = [[a, a] for a in attacks(canary)] + [[no_nul(f) for f in fragments(canary)]]
+    cases = sandbox.work / "debug-cases"
+    wanted = {}
+    for i, command in enumerate(commands):
+        uid = str(uuid.UUID(int=next(UIDS)))
+        doc = build_spec(f"debugger-{i}", "busybox", command, "app" if i % 2 else None, False, False, None)
+        d = cases / uid
+        d.mkdir(parents=True)
+        (d / "uid").write_text(uid)
+        (d / "digest").write_text(DIGEST)
+        (d / "edir").write_text(ephemeral_dir(uid, doc["name"]))
+        # attached (run.sh runs in the script), but one detached (setsid; it then waits 5 s
+        # for a state the stubbed start never writes)
+        (d / "debug.sh").write_text(debug_script(pod, uid, doc, image, interactive=i > 0))
+        wanted[uid] = (doc, command)
+    for bad in ("Debugger", "a_b", "$(touch x)", "a\n"):  # names reach paths: validation refuses them
+        doc = build_spec(bad, "busybox", ["sh"], None, False, False, None)
+        with pytest.raises(PodctlError):
+            debug_script(pod, str(uuid.UUID(int=1)), doc, image, interactive=False)
+    (sandbox.work / "debug-runner.sh").write_text(DEBUG_RUNNER)
+    r = subprocess.run([*UNSHARE, "bash", str(sandbox.work / "debug-runner.sh"), str(sandbox.work),
+                        str(sandbox.canary_dir), str(cases)], capture_output=True, stdin=subprocess.DEVNULL,
+                       timeout=300)
+    assert b"@@sandbox done" in r.stdout, r.stderr[-2000:]
+    problems = []
+    for uid, (doc, command) in wanted.items():
+        d = cases / uid
+        where = f"{doc['name']} {command[:1]!r}"
+        if nul_list(d / "canary"):
+            problems.append(f"{where}: CANARY {nul_list(d / 'canary')!r}")
+        edir = ephemeral_dir(uid, doc["name"])
+        calls = stub_calls(d / "debug.log")
+        rc = (d / "debug.rc").read_text().strip()
+        if d.name == next(iter(wanted)):  # detached
+            if rc != "0" or b"@@podctl ephemeral-started" not in (d / "debug.out").read_bytes():
+                problems.append(f"{where}: debug failed: {(d / 'debug.err').read_text()!r}")
+            if calls != [["setsid", "-f", "/bin/bash", f"{edir}/run.sh"]]:
+                problems.append(f"{where}: the debug script ran {calls!r}")
+        else:  # attached: run.sh puts start.sh into the pod's namespaces (nsenter, a stub)
+            nsenter = [c for c in calls if c[0] == "nsenter"]
+            if rc != "0" or len(nsenter) != 1 or nsenter[0][-4:] != ["/bin/bash", f"{edir}/start.sh", "0", "{}"]:
+                problems.append(f"{where}: debug (rc {rc}) ran {calls!r}: {(d / 'debug.err').read_text()!r}")
+            bad = [c for c in calls if c[0] not in ("nsenter", "tee", "stdin")
+                   or (c[0] != "stdin" and not all(a == "{}" or CLEAN_ARG.fullmatch(a) for a in c[1:]))]
+            if bad:
+                problems.append(f"{where}: the debug script ran {bad!r}")
+        root = f"{edir}/rootfs"
+        execs = [c for c in stub_calls(d / "start.log") if c[0] != "mount"]
+        want = [shutil.which("setpriv", path=SCRIPT_PATH), "--bounding-set", CAPS, "--",
+                shutil.which("unshare", path=SCRIPT_PATH), f"--root={root}", "--wd=/", "--",
+                *(expand(w, {}.get).text for w in command)]  # Kubernetes: $$ is $
+        if [c[0] for c in execs] != ["env", "setpriv"] or execs[0][3:] != want or execs[1][1:] != want[1:]:
+            problems.append(f"{where}: ran {execs!r}, expected env -S ... {want!r}")
+        environ = d / "start.log.environ"
+        got_env = environ.read_bytes().split(b"\0")[:-1] if environ.exists() else None
+        if got_env != [b"PATH=/bin", b"HOSTNAME=web"]:
+            problems.append(f"{where}: environment {got_env!r}")
+        for call in stub_calls(d / "start.log"):
+            if call[0] == "mount" and not inside(call[-1], root):
+                problems.append(f"{where}: mounted outside its root: {call!r}")
+    assert not problems, "\n".join(problems[:10])
