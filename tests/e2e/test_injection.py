@@ -22,11 +22,24 @@ podctl wrote on the "host" are byte-identical to the rendered ones; privileged c
 of the create script never see a manifest string; hostPaths are made where declared and
 nowhere else; a failure is an ordinary error, and the report protocol names only the pod.
 
+The same holds for what came with the pod lifecycle and config objects: init containers
+(sidecars among them) get the app containers' hostile fields and checks; probes and
+hooks (exec commands, httpGet host/path/headers, tcpSocket host, named ports) are run
+once each by the supervisor's own run_handler (the supervisor cut before it starts the
+pod, a driver appended): the exec argv and the container's environment reach the
+command byte for byte, tcpSocket/httpGet words reach NET_ACTIONS' bash as arguments,
+and the real `http` sends exactly the declared request line and headers to a capture
+server on the sandbox's loopback. A Secret (hostile keys, values with binary bytes,
+items paths) used by env secretKeyRef and secret volumes goes through the transport's
+wrapper with its payload on `bash -s`'s stdin: no secret byte is in a script, an argv
+or an output; the pod's secrets dir holds each file byte for byte with its mode; the
+staging area is gone. `podctl debug`'s script runs with every attack as its command.
+
 Generation is checked inside hypothesis (with shrinking); the valid examples run in
 sandbox processes in parallel, 40 per process, and a failure prints the offending
 manifest (pin it in `hand_picked`, which also puts every attack in every field, so
 that narrow contexts are covered on every run). PODCTL_INJECTION_EXAMPLES sets the
-number of random examples (default 2000); PODCTL_INJECTION_KEEP=1 keeps the work dir.
+number of random examples (default 1200); PODCTL_INJECTION_KEEP=1 keeps the work dir.
 """
 
 from __future__ import annotations
@@ -83,7 +96,7 @@ def _skip_reason() -> str | None:
 if _skip_reason():
     pytest.skip(_skip_reason(), allow_module_level=True)
 
-EXAMPLES = int(os.environ.get("PODCTL_INJECTION_EXAMPLES", "2000"))
+EXAMPLES = int(os.environ.get("PODCTL_INJECTION_EXAMPLES", "1200"))
 NET = Network("10.244.1.7", "10.244.1.0/24")
 DIGEST = "c0" * 32
 # The capabilities container.sh.j2 grants (Docker's defaults); a manifest cannot change them.
