@@ -22,11 +22,24 @@ podctl wrote on the "host" are byte-identical to the rendered ones; privileged c
 of the create script never see a manifest string; hostPaths are made where declared and
 nowhere else; a failure is an ordinary error, and the report protocol names only the pod.
 
+The same holds for what came with the pod lifecycle and config objects: init containers
+(sidecars among them) get the app containers' hostile fields and checks; probes and
+hooks (exec commands, httpGet host/path/headers, tcpSocket host, named ports) are run
+once each by the supervisor's own run_handler (the supervisor cut before it starts the
+pod, a driver appended): the exec argv and the container's environment reach the
+command byte for byte, tcpSocket/httpGet words reach NET_ACTIONS' bash as arguments,
+and the real `http` sends exactly the declared request line and headers to a capture
+server on the sandbox's loopback. A Secret (hostile keys, values with binary bytes,
+items paths) used by env secretKeyRef and secret volumes goes through the transport's
+wrapper with its payload on `bash -s`'s stdin: no secret byte is in a script, an argv
+or an output; the pod's secrets dir holds each file byte for byte with its mode; the
+staging area is gone. `podctl debug`'s script runs with every attack as its command.
+
 Generation is checked inside hypothesis (with shrinking); the valid examples run in
 sandbox processes in parallel, 40 per process, and a failure prints the offending
 manifest (pin it in `hand_picked`, which also puts every attack in every field, so
 that narrow contexts are covered on every run). PODCTL_INJECTION_EXAMPLES sets the
-number of random examples (default 2000); PODCTL_INJECTION_KEEP=1 keeps the work dir.
+number of random examples (default 1200); PODCTL_INJECTION_KEEP=1 keeps the work dir.
 """
 
 from __future__ import annotations
@@ -55,11 +68,14 @@ from hypothesis import strategies as st
 from orchestrator.errors import ImageError, ManifestError, PodctlError
 from orchestrator.images import resolve_argv
 from orchestrator.manifests import ManifestErrors, parse_documents, validate_pod
-from orchestrator.model import EnvVar, ImageConfig, Pod
-from orchestrator.podenv import Value, expand
+from orchestrator.configobjects import ConfigObject
+from orchestrator.ephemeral import build_spec, debug_script, ephemeral_dir
+from orchestrator.model import EnvVar, ImageConfig, KeyRef, ObjectMeta, Pod
+from orchestrator.podenv import PodFacts, Value, expand
 from orchestrator.probe import parse_results
 from orchestrator.render import RenderError, q, render
-from orchestrator.runtime import Network, batch_script, pod_context, pod_dir, run_dir
+from orchestrator.transport import wrap_script
+from orchestrator.runtime import Network, batch_payload, batch_script, pod_context, pod_dir, run_dir
 
 pytestmark = pytest.mark.e2e
 
@@ -80,7 +96,7 @@ def _skip_reason() -> str | None:
 if _skip_reason():
     pytest.skip(_skip_reason(), allow_module_level=True)
 
-EXAMPLES = int(os.environ.get("PODCTL_INJECTION_EXAMPLES", "2000"))
+EXAMPLES = int(os.environ.get("PODCTL_INJECTION_EXAMPLES", "1200"))
 NET = Network("10.244.1.7", "10.244.1.0/24")
 DIGEST = "c0" * 32
 # The capabilities container.sh.j2 grants (Docker's defaults); a manifest cannot change them.
@@ -107,6 +123,10 @@ case ${0##*/} in  # these may be fed by a pipe (ip -batch -, tee): drain it, rec
        exec /run/podctl-real-env "$@" ;;
   setpriv) [ -z "${PODCTL_STUB_LOG:-}" ] || /bin/cat /proc/$$/environ >"$PODCTL_STUB_LOG.environ" ;;
 esac
+# (the supervisor's exec handlers: env -S execs nsenter; the environment it got, byte for byte)
+if [ "${0##*/}" = nsenter ] && [ -e /run/podctl-stub-nsenv ] && [ -n "${PODCTL_STUB_LOG:-}" ]; then
+  /bin/cat /proc/$$/environ >"$PODCTL_STUB_LOG.environ"
+fi
 exit 0
 """
 
@@ -123,6 +143,12 @@ for t in /var/lib /run /srv /sys/fs/cgroup "$CANARY"; do
   mount -t tmpfs -o mode=0755 podctl-injection "$t" || fail "tmpfs on $t"
 done
 mkdir -p /var/lib/podctl /run/podctl
+# loopback up (the real ip, before the stubs) for the httpGet capture server
+ip link set lo up || fail "lo up"
+python3 "$WORK/httpcap.py" /run/podctl-httpcap.port /run/podctl-httpcap.req &
+for _ in $(seq 1 500); do [ -s /run/podctl-httpcap.port ] && break; sleep 0.01; done
+read -r HTTP_PORT </run/podctl-httpcap.port || fail "capture server"
+export HTTP_PORT
 cp "$(PATH=SCRIPT_PATH type -P env)" /run/podctl-real-env || fail "copy env"
 for c in cpu cpuacct memory pids; do mkdir -p "/sys/fs/cgroup/$c/podctl"; : >"/sys/fs/cgroup/$c/cgroup.procs"; done
 for b in STUBBED; do
@@ -149,13 +175,20 @@ for dir in "$@"; do
     esac
   done <"$dir/prepare" 2>/dev/null
   cd "$CANARY" || fail "cd $CANARY"
-  PODCTL_STUB_LOG=$dir/create.log bash "$dir/create.sh" </dev/null >"$dir/create.out" 2>"$dir/create.err"
+  if [ -e "$dir/payload" ]; then  # as a host gets it: the script, then the secrets, on bash -s's stdin
+    cat "$dir/create.stdin" | PODCTL_STUB_LOG=$dir/create.log bash -s >"$dir/create.out" 2>"$dir/create.err"
+  else
+    PODCTL_STUB_LOG=$dir/create.log bash "$dir/create.sh" </dev/null >"$dir/create.out" 2>"$dir/create.err"
+  fi
   canary "$dir/canary.create"
   created=""
   while IFS= read -r line; do [ "$line" != "@@podctl created $uid" ] || created=1; done <"$dir/create.out"
   mkdir "$dir/host"
   # what podctl wrote on the "host", to compare with what was rendered
   cp -r "$P/supervisor.sh" "$P/pod.json" "$P/etc/hosts" "$P/etc/hostname" "$P/containers" "$dir/host/" 2>/dev/null
+  # the secrets tmpfs (a stubbed mount: a plain directory here) and what staging left
+  [ ! -d "/run/podctl/pods/$uid/secrets" ] || cp -a "/run/podctl/pods/$uid/secrets" "$dir/secrets"
+  find /run/podctl/incoming -mindepth 1 -print0 >"$dir/incoming.list" 2>/dev/null
   while IFS= read -r -d '' path; do
     if [ -d "$path" ]; then s=d; elif [ -f "$path" ]; then s=f; elif [ -e "$path" ]; then s=o; else s=-; fi
     printf '%s\0' "$s"
@@ -172,11 +205,91 @@ for dir in "$@"; do
     done <"$dir/containers"
     # the symlinks securejoin may have followed, per container: NAME/rootfs/... -> target
     find "$P/containers" -mindepth 3 -path '*/rootfs/*' -type l -printf '%P\0%l\0' >"$dir/links"
+    if [ -e "$dir/handlers.sh" ]; then  # the supervisor's probes and hooks, each run once
+      : >/run/podctl-stub-nsenv
+      rm -f /run/podctl-stub-log
+      PODCTL_STUB_LOG=$dir/handlers.log DIR=$dir bash "$dir/handlers.sh" </dev/null \
+        >"$dir/handlers.out" 2>"$dir/handlers.err"
+      echo $? >"$dir/handlers.rc"
+      rm -f /run/podctl-stub-nsenv
+      canary "$dir/canary.handlers"
+    fi
   fi
   cd /
 done
 echo "@@sandbox done"
 """.replace("STUBBED", " ".join(STUBBED)).replace("SCRIPT_PATH", SCRIPT_PATH)
+
+
+# The httpGet handlers' peer in the sandbox: each request (up to its empty line) is
+# saved to argv[2] before the 200 response, so the driver finds it once http returns.
+HTTPCAP = r'''
+import os, socket, sys
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+s.listen(16)
+with open(sys.argv[1] + ".tmp", "w") as f:
+    f.write(f"{s.getsockname()[1]}\n")
+os.rename(sys.argv[1] + ".tmp", sys.argv[1])
+while True:
+    c, _ = s.accept()
+    c.settimeout(5)
+    data = b""
+    try:
+        while b"\r\n\r\n" not in data:
+            chunk = c.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    except OSError:
+        pass
+    with open(sys.argv[2] + ".tmp", "wb") as f:
+        f.write(data)
+    os.rename(sys.argv[2] + ".tmp", sys.argv[2])
+    try:
+        c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+    finally:
+        c.close()
+'''
+
+# Appended to the supervisor (cut before it runs the pod): each probe and hook of the
+# lines "N SLOT NAME" in $DIR/handlers, run once by run_handler against a process with
+# the container's recorded environment; an httpGet's words also go through the real
+# NET_ACTIONS http to the capture server (host and port swapped for it).
+HANDLER_DRIVER = r'''
+SLEEP=$(type -P sleep)
+declare -A CPIDS=()
+while read -r hn hslot hname; do
+  if [ -z "${CPIDS[$hn]:-}" ]; then
+    envs=()
+    { mapfile -d '' envs <"$DIR/start-$hname.log.environ"; } 2>/dev/null || true
+    /run/podctl-real-env -i -- "${envs[@]}" "$SLEEP" 60 &
+    CPIDS[$hn]=$!
+    for _ in $(seq 1 500); do  # its environ is the container's once env has exec'd sleep
+      argv=()
+      { mapfile -d '' argv <"/proc/${CPIDS[$hn]}/cmdline"; } 2>/dev/null || true
+      [ "${argv[0]:-}" != "$SLEEP" ] || break
+      nap_s 0.01
+    done
+  fi
+  printf '%s\0' handler 3 "$hn" "$hslot" "${CPIDS[$hn]}" >>"$PODCTL_STUB_LOG"
+  rm -f "$PODCTL_STUB_LOG.environ"
+  hrc=0
+  run_handler "$hn" "$hslot" 5 "${CPIDS[$hn]}" || hrc=$?
+  printf '%s\0' rc 1 "$hrc" >>"$PODCTL_STUB_LOG"
+  [ ! -e "$PODCTL_STUB_LOG.environ" ] || mv "$PODCTL_STUB_LOG.environ" "$DIR/handler-$hn-$hslot.environ"
+  hkind="H_${hn}_${hslot}_KIND"
+  if [ "${!hkind}" = httpGet ]; then
+    declare -n hw="H_${hn}_${hslot}"
+    rm -f /run/podctl-httpcap.req
+    bash -c "$NET_ACTIONS" _ http 127.0.0.1 "$HTTP_PORT" "${hw[@]:2}" >"$DIR/http-$hn-$hslot.out" 2>&1
+    mv /run/podctl-httpcap.req "$DIR/http-$hn-$hslot.req"
+    unset -n hw
+  fi
+done <"$DIR/handlers"
+for p in "${CPIDS[@]}"; do kill "$p"; done
+echo "@@handlers done"
+'''
 
 
 # A private mount namespace; and, should a stub ever fail to cover a binary, new network,
@@ -201,6 +314,7 @@ class Sandbox:
         (work / "stub").write_text(STUB)
         (work / "stub").chmod(0o755)
         (work / "runner.sh").write_text(RUNNER)
+        (work / "httpcap.py").write_text(HTTPCAP)
 
     def run(self, case_dirs: list[Path], timeout: float = 600) -> None:
         argv = [*UNSHARE, "bash", str(self.work / "runner.sh"),
@@ -312,6 +426,44 @@ class Example:
     images: dict  # image ref -> ImageConfig
     route: str  # dict | yaml | json
     strict: bool  # built to be valid (hostile data, well-formed structure)
+    secrets: dict = field(default_factory=dict)  # the Secret SECRET_NAME's data: key -> bytes
+
+
+SECRET_NAME = "creds"
+SECRET_MARK = "S3CR3T-"  # in every secret value: it must show in no script and no argv
+HTTP_TOKEN_CHARS = "!#$%&'*+.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz-"
+
+
+def token_ish(s: str) -> str:
+    return "".join(c for c in s if c in HTTP_TOKEN_CHARS) or "X-H"
+
+
+def printable_ish(s: str) -> str:
+    """A header value (validation allows printable characters only)."""
+    return "".join(c for c in s if c.isprintable())
+
+
+def url_path_ish(s: str) -> str:
+    return "/" + "".join(c for c in s if c.isprintable() and c != " ")
+
+
+def host_ish(s: str) -> str:
+    h = "".join(c for c in s if c.isascii() and (c.isalnum() or c in ".:-")).strip(".:-")[:253]
+    return h or "localhost"
+
+
+def item_path_ish(s: str) -> str:
+    """A relative path without '..' components that names a file."""
+    comps = ["dd" if c == ".." else c for c in no_nul(s).split("/")]
+    p = "/".join(comps).lstrip("/")
+    if p.startswith(".."):
+        p = "x" + p
+    return p if posixpath.normpath(p) not in (".", "") else "f"
+
+
+def secret_key_ish(s: str) -> str:
+    k = "".join(c for c in s if c.isascii() and (c.isalnum() or c in "-._"))[:60] or "k"
+    return "k" + k if k.startswith("..") or k == "." else k
 
 
 class Pools:
@@ -343,14 +495,40 @@ class Pools:
         self.mounts = {  # (volume index or a hostile name, mountPath, readOnly)
             True: {n: st.lists(st.tuples(st.integers(0, n - 1), mount_path, st.booleans()),
                                 max_size=3, unique_by=lambda m: posixpath.normpath(m[1]))
-                   for n in (1, 2, 3)},
+                   for n in (1, 2, 3, 4)},
             False: {n: st.lists(st.tuples(st.integers(0, n - 1) | bad,
                                           mount_path | bad | bad.map("/".__add__), st.booleans()),
                                 max_size=3)
-                    for n in (1, 2, 3)},
+                    for n in (1, 2, 3, 4)},
         }
         self.argv = {strict: st.lists(self.data[strict], max_size=4) for strict in (True, False)}
         self.image_config = image_configs(canary)
+        # probes and hooks (well formed: hostile data where validation lets any through)
+        data = self.data[True]
+        host = st.sampled_from(["", "localhost", "10.0.0.1", "a-b.c:d"]) | bad.map(host_ish)
+        header = st.fixed_dictionaries({"name": st.sampled_from(["Host", "X-A", "host"]) | bad.map(token_ish),
+                                        "value": data.map(printable_ish)})
+        self.http = st.fixed_dictionaries({}, optional={
+            "host": host, "path": data.map(url_path_ish), "httpHeaders": st.lists(header, max_size=3)})
+        self.tcp = st.fixed_dictionaries({}, optional={"host": host})
+        self.exec = st.lists(data, min_size=1, max_size=4)
+        self.secret_values = st.tuples(st.binary(max_size=8), data).map(
+            lambda t: SECRET_MARK.encode() + t[1].encode() + t[0])
+        self.secret_text = data.map(lambda v: (SECRET_MARK + v).encode())  # env: text
+        self.secret_keys = bad.map(secret_key_ish)
+        self.item_paths = bad.map(item_path_ish)
+
+
+def handler(draw, pools: Pools, ports: list[dict], kinds: tuple[str, ...]) -> dict:
+    kind = draw(st.sampled_from(kinds))
+    if kind == "exec":
+        return {"exec": {"command": draw(pools.exec)}}
+    if kind == "sleep":
+        return {"sleep": {"seconds": 1}}
+    action = draw(pools.http if kind == "httpGet" else pools.tcp)
+    port = draw(st.sampled_from([p["name"] for p in ports])) if ports and draw(st.booleans()) \
+        else draw(st.integers(1, 65535))
+    return {kind: {**action, "port": port}}
 
 
 @st.composite
@@ -379,11 +557,39 @@ def examples(draw, pools: Pools) -> Example:
         else:
             volumes.append({"name": name, "emptyDir": draw(pools.empty_dir)})
 
+    # a Secret for env valueFrom and secret volumes (well-formed examples only)
+    secrets: dict = {}
+    if strict and draw(st.integers(0, 3)) == 0:
+        keys = draw(st.lists(pools.secret_keys, min_size=1, max_size=3, unique=True))
+        secrets = {k: draw(pools.secret_text if i == 0 else pools.secret_values) for i, k in enumerate(keys)}
+        if draw(st.booleans()):
+            source: dict = {"secretName": SECRET_NAME}
+            if draw(st.booleans()):
+                paths = draw(st.lists(pools.item_paths, min_size=1, max_size=3,
+                                      unique_by=posixpath.normpath))
+                # no path may be a directory of another (a file cannot be both)
+                norm = [posixpath.normpath(x) for x in paths]
+                paths = [x for x, n in zip(paths, norm) if not any(m.startswith(n + "/") for m in norm)]
+                source["items"] = [{"key": draw(st.sampled_from(keys)), "path": x,
+                                    **({"mode": draw(st.integers(0o400, 0o777))} if draw(st.booleans()) else {})}
+                                   for x in paths]
+            if draw(st.booleans()):
+                source["defaultMode"] = draw(st.integers(0o400, 0o777))
+            vname = "sec"
+            while vname in names:
+                vname += "x"
+            names.append(vname)
+            volumes.append({"name": vname, "secret": source})
+
     n_containers = draw(st.integers(1, 3))
-    cnames = (draw(st.lists(DNS_LABELS, min_size=n_containers, max_size=n_containers, unique=True))
-              if strict else [draw(pools.names[False]) for _ in range(n_containers)])
-    containers, images = [], {}
-    for cname in cnames:
+    n_init = draw(st.sampled_from([0, 0, 1, 2]))
+    cnames = (draw(st.lists(DNS_LABELS, min_size=n_containers + n_init, max_size=n_containers + n_init,
+                            unique=True))
+              if strict else [draw(pools.names[False]) for _ in range(n_containers + n_init)])
+    containers, images, inits = [], {}, []
+    for i, cname in enumerate(cnames):
+        init = i >= n_containers
+        sidecar = init and strict and draw(st.booleans())
         image = draw(pools.images[strict])
         c: dict = {"name": cname, "image": image}
         if draw(st.booleans()):
@@ -395,7 +601,9 @@ def examples(draw, pools: Pools) -> Example:
         env = []
         for _ in range(draw(st.integers(0, 4))):
             entry: dict = {"name": draw(pools.env_names[strict])}
-            if draw(st.integers(0, 4)):
+            if secrets and not draw(st.integers(0, 2)):
+                entry["valueFrom"] = {"secretKeyRef": {"name": SECRET_NAME, "key": next(iter(secrets))}}
+            elif draw(st.integers(0, 4)):
                 entry["value"] = draw(pools.env_values[strict])
             env.append(entry)
         if env:
@@ -407,17 +615,32 @@ def examples(draw, pools: Pools) -> Example:
                 {"name": volumes[v]["name"] if isinstance(v, int) else v, "mountPath": path,
                  **({"readOnly": True} if ro else {})}
                 for v, path, ro in draw(pools.mounts[strict][len(volumes)])]
-        containers.append(c)
+        if sidecar:
+            c["restartPolicy"] = "Always"
+        if strict and (not init or sidecar):
+            if draw(st.booleans()):
+                c["ports"] = [{"name": f"p{i}-{j}", "containerPort": 1000 + 10 * i + j}
+                              for j in range(draw(st.integers(1, 2)))]
+            for key in ("livenessProbe", "readinessProbe", "startupProbe"):
+                if draw(st.integers(0, 4)) == 0:
+                    c[key] = handler(draw, pools, c.get("ports", []), ("exec", "tcpSocket", "httpGet"))
+            lifecycle = {key: handler(draw, pools, c.get("ports", []), ("exec", "httpGet", "sleep"))
+                         for key in ("postStart", "preStop") if draw(st.integers(0, 4)) == 0}
+            if lifecycle:
+                c["lifecycle"] = lifecycle
+        (inits if init else containers).append(c)
         if image not in images:
             images[image] = replace(draw(pools.image_config), ref=image)
 
     spec = {"containers": containers,
             "restartPolicy": draw(st.sampled_from(["Always", "OnFailure", "Never"])),
             "terminationGracePeriodSeconds": draw(st.integers(0, 60))}
+    if inits:
+        spec["initContainers"] = inits
     if volumes:
         spec["volumes"] = volumes
     doc = {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": spec}
-    return Example(doc, images, draw(st.sampled_from(["dict", "dict", "yaml", "json"])), strict)
+    return Example(doc, images, draw(st.sampled_from(["dict", "dict", "yaml", "json"])), strict, secrets)
 
 
 def image_configs(canary: str) -> st.SearchStrategy[ImageConfig]:
@@ -498,9 +721,10 @@ def expected_error_paths(doc: dict) -> set[str]:
         if "hostPath" in v and not is_path(v["hostPath"]["path"]):
             bad.add(at + ".hostPath.path")
 
-    seen = set()
-    for i, c in enumerate(spec["containers"]):
-        at = f"spec.containers[{i}]"
+    seen = set()  # init containers first: a later duplicate is the one named
+    every = [(f"spec.initContainers[{i}]", c) for i, c in enumerate(spec.get("initContainers", []))]
+    every += [(f"spec.containers[{i}]", c) for i, c in enumerate(spec["containers"])]
+    for at, c in every:
         if not is_label(c["name"]) or c["name"] in seen:
             bad.add(at + ".name")
         seen.add(c["name"])
@@ -629,7 +853,8 @@ class Case:
         d = self.dir
         d.mkdir(parents=True)
         ctx = dict(self.ctx, wait_ticks=1)  # no supervisor will write status.json: don't wait 5 s
-        (d / "create.sh").write_text(batch_script([{"verb": "create", "pod": ctx}]))
+        script = batch_script([{"verb": "create", "pod": ctx}])
+        (d / "create.sh").write_text(script)
         (d / "uid").write_text(self.uid)
         (d / "digests").write_text("".join(p.rsplit("/", 1)[1] + "/rootfs\n" for p in ctx["image_dirs"]))
         (d / "containers").write_text("".join(c["name"] + "\n" for c in ctx["containers"]))
@@ -641,6 +866,19 @@ class Case:
             f"{v['host_path_type']}\0{v['source']}\0".encode() for v in host_paths
             if v["host_path_type"] in ("Directory", "File")))
         (d / "hostpaths").write_bytes(b"".join(f"{v['source']}\0".encode() for v in host_paths))
+        if ctx["secret_files"]:
+            # what a transport sends: the wrapped script, then the payload
+            (d / "payload").write_bytes(batch_payload([{"verb": "create", "pod": ctx}]))
+            (d / "create.stdin").write_bytes(wrap_script(script)
+                                             + (d / "payload").read_bytes())
+        # the supervisor's probes and hooks (not sleep: it only naps), run by its own run_handler
+        lines = [f"{n} {h['slot']} {e['name']}\n" for n, e in enumerate(ctx["entries"])
+                 for h in e["slots"] if h["kind"] != "sleep"]
+        if lines:
+            cut = "\nrun_pod\n"  # where the supervisor starts the pod: definitions only before it
+            assert ctx["supervisor"].count(cut) == 1, "the supervisor's run_pod call moved"
+            (d / "handlers.sh").write_text(ctx["supervisor"].split(cut)[0] + "\n" + HANDLER_DRIVER)
+            (d / "handlers").write_text("".join(lines))
 
 
 def check_case(case: Case) -> list[str]:
@@ -673,7 +911,8 @@ def check_case(case: Case) -> list[str]:
             problems.append(f"create ran {call!r}")
         if not all(CLEAN_ARG.fullmatch(a) for a in call[1:]) or any("\n" in a for a in call[1:] if call[0] != "stdin"):
             problems.append(f"create passed a non-podctl value to {call!r}")
-        if call[0] == "mount" and not (inside(call[-1], pod_dir(uid)) or inside(call[-1], run_dir(uid))):
+        if call[0] == "mount" and not (inside(call[-1], pod_dir(uid)) or inside(call[-1], run_dir(uid))
+                                       or inside(call[-1], "/run/podctl/incoming")):  # secrets staging
             problems.append(f"create mounted outside the pod: {call!r}")
     setsid = [c for c in calls if c[0] == "setsid"]
     if created and setsid != [["setsid", "-f", "/bin/bash", f"{pod_dir(uid)}/supervisor.sh"]]:
@@ -746,9 +985,9 @@ def check_case(case: Case) -> list[str]:
         case.outcome["started"] += 1
         if volume_calls != wanted_volumes:
             problems.append(f"{name}: volume mounts {volume_calls!r}, expected {wanted_volumes!r}")
-        container = next(x for x in case.pod.spec.containers if x.name == name)
+        container = next(x for x in case.pod.spec.all_containers() if x.name == name)
         image = case.example.images[container.image]
-        env, command, args = declared(container, image, case.pod.name)
+        env, command, args = declared(container, image, case.pod.name, case.example.secrets)
         workdir = container.working_dir or image.working_dir or "/"
         wanted_exec = [shutil.which("setpriv", path=SCRIPT_PATH), "--bounding-set", CAPS, "--",
                        shutil.which("unshare", path=SCRIPT_PATH), f"--root={root}", f"--wd={workdir}",
@@ -767,6 +1006,137 @@ def check_case(case: Case) -> list[str]:
         want_env = [f"{e.name}={e.value}".encode() for e in env]
         if got_env != want_env:
             problems.append(f"{name}: the command got the environment {got_env!r}\n  expected {want_env!r}")
+    if created:
+        problems += check_handlers(case)
+    if case.example.secrets:
+        problems += check_secrets(case)
+    return problems
+
+
+def handler_words(c, h) -> tuple[str, list[str]]:
+    """What a probe or hook must hand its action, restated from the spec: exec its
+    command; tcpSocket host port; httpGet host port path and the headers, a Host
+    header first unless one is given (the pod IP when no host)."""
+    if h.kind == "exec":
+        return "exec", list(h.command)
+    port = h.port if isinstance(h.port, int) else next(p.container_port for p in c.ports if p.name == h.port)
+    host = h.host or NET.ip
+    if h.kind == "tcpSocket":
+        return "tcp", [host, str(port)]
+    headers = [f"{n}: {v}" for n, v in h.headers]
+    if not any(n.lower() == "host" for n, _ in h.headers):
+        headers.insert(0, f"Host: {host}:{port}")
+    return "http", [host, str(port), h.path, *headers]
+
+
+def check_handlers(case: Case) -> list[str]:
+    """Each probe and hook, run once by the supervisor's run_handler: the exec argv and
+    environment reach the command byte for byte; tcpSocket/httpGet words reach the
+    NET_ACTIONS bash as arguments; the HTTP request holds exactly the declared lines."""
+    d, uid, problems = case.dir, case.uid, []
+    if not (d / "handlers").exists():
+        return problems
+    out = (d / "handlers.out").read_bytes() if (d / "handlers.out").exists() else b""
+    if b"@@handlers done" not in out:
+        err = (d / "handlers.err").read_text(errors="replace") if (d / "handlers.err").exists() else ""
+        return [f"the handler driver did not finish: {out[-300:]!r} {err[-1500:]!r}"]
+    net_actions = re.search(r"\nNET_ACTIONS='(.*?)'\n", case.ctx["supervisor"], re.S)[1]
+    nsenter = shutil.which("nsenter", path=SCRIPT_PATH)
+    groups, cur = [], None
+    for call in stub_calls(d / "handlers.log"):
+        if call[0] == "handler":
+            cur = [call[1:], []]
+            groups.append(cur)
+        elif cur is not None:
+            cur[1].append(call)
+        else:
+            problems.append(f"handlers: {call!r} before any handler")
+    every = case.pod.spec.all_containers()
+    wanted = [(n, slot) for n, line in enumerate(every)
+              for slot, h in handlers_of(line) if h.kind != "sleep"]
+    if [(int(g[0][0]), g[0][1]) for g in groups] != wanted:
+        return problems + [f"handlers ran {[g[0] for g in groups]!r}, expected {wanted!r}"]
+    for (n, slot, cpid), calls in groups:
+        c = every[int(n)]
+        h = dict(handlers_of(c))[slot]
+        kind, words = handler_words(c, h)
+        where = f"{c.name} {slot} ({h.kind})"
+        if kind == "exec":
+            environ = d / f"start-{c.name}.log.environ"
+            env = environ.read_bytes().split(b"\0")[:-1] if environ.exists() else []
+            names = [e.split(b"=", 1)[0].decode() for e in env]
+            split = " ".join(["-i", "--"] + ["'" + name.replace("\\", "\\\\").replace("'", "\\'")
+                                             + f"='\"${{PODCTL_E{i}}}\"" for i, name in enumerate(names)])
+            tail = ["-t", cpid, "-m", "-u", "-i", "-n", "-p", "-r", "-w", "--", *words]
+            want = [["env", "-S", split, nsenter, *tail], ["nsenter", *tail], ["rc", "0"]]
+            got_env = d / f"handler-{n}-{slot}.environ"
+            got_env = got_env.read_bytes().split(b"\0")[:-1] if got_env.exists() else None
+            if got_env != env:
+                problems.append(f"{where}: the command got the environment {got_env!r}, expected {env!r}")
+        else:
+            want = [["nsenter", f"--net={run_dir(uid)}/ns/net", "--", "timeout", "-s", "KILL", "5",
+                     "bash", "-c", net_actions, "_", kind, *words], ["rc", "0"]]
+        if calls != want:
+            problems.append(f"{where}: ran {calls!r}\n  expected {want!r}")
+        if kind == "http":
+            request = (f"GET {words[2]} HTTP/1.1\r\n" + "".join(x + "\r\n" for x in words[3:])
+                       + "User-Agent: kube-probe/podctl\r\nAccept: */*\r\nConnection: close\r\n\r\n").encode()
+            got = d / f"http-{n}-{slot}.req"
+            got = got.read_bytes() if got.exists() else None
+            if got != request:
+                problems.append(f"{where}: sent the request {got!r}\n  expected {request!r}")
+            said = (d / f"http-{n}-{slot}.out").read_bytes()
+            if said:
+                problems.append(f"{where}: http said {said!r} (to a 200 response)")
+    return problems
+
+
+def handlers_of(c) -> list:
+    probes = [("startup", c.startup_probe), ("liveness", c.liveness_probe), ("readiness", c.readiness_probe)]
+    out = [(slot, p.handler) for slot, p in probes if p is not None]
+    return out + [(slot, h) for slot, h in (("poststart", c.post_start), ("prestop", c.pre_stop)) if h is not None]
+
+
+def check_secrets(case: Case) -> list[str]:
+    """Secret bytes: in no script and no argv; in the pod's secrets tmpfs byte for byte
+    (volume files where their items say, with their modes; env values 0600); the
+    staging area gone."""
+    d, problems = case.dir, []
+    mark = SECRET_MARK.encode()
+    seen = [d / "create.sh", *d.glob("*.log"), *d.glob("*.out"), *d.glob("*.err"),
+            *(p for p in (d / "host").rglob("*") if p.is_file())]
+    scripts = [case.ctx["supervisor"], *(c["script"] for c in case.ctx["containers"])]
+    if any(mark in p.read_bytes() for p in seen if p.exists()) or any(SECRET_MARK in t for t in scripts):
+        problems.append(f"a secret shows in {[p.name for p in seen if p.exists() and mark in p.read_bytes()]}")
+    if not case.outcome.get("created"):
+        return problems
+    want: dict[str, tuple[bytes, int]] = {}
+    for v in case.example.doc["spec"].get("volumes", []):
+        if "secret" not in v:
+            continue
+        src = v["secret"]
+        default = src.get("defaultMode", 0o644)
+        items = src.get("items") or [{"key": k, "path": k} for k in sorted(case.example.secrets)]
+        for item in items:
+            want[f"vol/{v['name']}/{posixpath.normpath(item['path'])}"] = (
+                case.example.secrets[item["key"]], item.get("mode", default))
+    root = d / "secrets"
+    got = {str(p.relative_to(root)): p for p in root.rglob("*") if p.is_file() or p.is_symlink()} \
+        if root.exists() else {}
+    for rel, (data, mode) in want.items():
+        p = got.pop(rel, None)
+        if p is None:
+            problems.append(f"secret file {rel!r} is missing (found {sorted(got)})")
+        elif p.read_bytes() != data or (p.stat().st_mode & 0o777) != mode:
+            problems.append(f"secret file {rel!r}: {p.read_bytes()!r} mode {p.stat().st_mode & 0o777:o}, "
+                            f"expected {data!r} mode {mode:o}")
+    for rel, p in got.items():  # env values: each a secret text, 0600
+        if not rel.startswith(("env/", "argv/")) or p.is_symlink() or mark not in p.read_bytes() \
+                or (p.stat().st_mode & 0o777) != 0o600:
+            problems.append(f"unexpected secret file {rel!r}")
+    staged = nul_list(d / "incoming.list")
+    if staged:
+        problems.append(f"the secrets staging area was left behind: {staged!r}")
     return problems
 
 
@@ -797,7 +1167,7 @@ class Fuzz:
         uid = str(uuid.UUID(int=next(UIDS)))
         refusal = runtime_refusal(pod, ex.images)
         try:
-            ctx = pod_context(pod, uid, ex.images, NET)
+            ctx = pod_context(pod, uid, ex.images, NET, facts=facts_for(ex, uid))
         except PodctlError as exc:
             assert refusal and refusal in str(exc), f"pod_context refused: {exc!r}"
             self.stats["refused-at-runtime"] += 1
@@ -896,6 +1266,38 @@ def hand_picked(canary: str) -> list[Example]:
             volumeMounts=[{"name": f"h{i}", "mountPath": f"/m{i}" + path_ish(a, colon=False),
                            "readOnly": i % 2 == 0} for i in range(len(kinds))]
             + [{"name": "data", "mountPath": path_ish(a, colon=False)}]))
+    # init containers, a sidecar with every probe and hook, a Secret: each attack in each
+    for n, a in enumerate(attacks(canary)):
+        words = [a, f"x{a}", ""]
+        headers = [{"name": token_ish(a), "value": printable_ish(a)}, {"name": "X-V", "value": printable_ish(a)}]
+        sidecar = {
+            "name": "side", "image": "busybox", "restartPolicy": "Always", "args": [a],
+            "ports": [{"name": "web", "containerPort": 8080}, {"name": "alt", "containerPort": 81}],
+            "startupProbe": {"exec": {"command": words}},
+            "livenessProbe": {"httpGet": {"port": "web", "host": host_ish(a), "path": url_path_ish(a),
+                                          "httpHeaders": headers}},
+            "readinessProbe": {"tcpSocket": {"port": "alt", "host": host_ish(a)}},
+            "lifecycle": {"postStart": {"exec": {"command": [a]}},
+                          "preStop": {"httpGet": {"port": 8080, "path": url_path_ish(a),
+                                                  "httpHeaders": [{"name": "Host", "value": printable_ish(a)}]}}}}
+        key = secret_key_ish(a)
+        items = [{"key": key, "path": item_path_ish(a)}, {"key": key, "path": "d/" + item_path_ish(a), "mode": 0o400}]
+        doc = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web"}, "spec": {
+            "restartPolicy": "Never" if n % 2 else "Always",
+            "volumes": [{"name": "sec", "secret": {"secretName": SECRET_NAME, "items": items}},
+                        {"name": "all", "secret": {"secretName": SECRET_NAME, "defaultMode": 0o440}}],
+            "initContainers": [
+                {"name": "init", "image": "busybox", "command": [a], "args": words,
+                 "env": [{"name": env_name_ish(a), "value": a},
+                         {"name": "S", "valueFrom": {"secretKeyRef": {"name": SECRET_NAME, "key": key}}}],
+                 "volumeMounts": [{"name": "sec", "mountPath": "/s"}]},
+                sidecar],
+            "containers": [{"name": "app", "image": "busybox",
+                            "env": [{"name": "S", "valueFrom": {"secretKeyRef": {"name": SECRET_NAME, "key": key}}}],
+                            "lifecycle": {"preStop": {"exec": {"command": words}}},
+                            "volumeMounts": [{"name": "all", "mountPath": "/all", "readOnly": True}]}]}}
+        out.append(Example(doc, image, "dict", True,
+                           {key: (SECRET_MARK + a).encode(), "bin": SECRET_MARK.encode() + bytes(range(256))}))
     return out + [
         pod(command=frags, args=frags),
         pod(env=[{"name": env_name_ish(f), "value": f} for f in frags] + [{"name": "HOSTNAME", "value": "\n"}]),
@@ -915,16 +1317,21 @@ def test_hand_picked_hostile_pods(sandbox: Sandbox):
     fuzz.finish()
     assert fuzz.stats["run"] == len(cases), fuzz.summary()
     assert all(o.get("created") for o in fuzz.outcomes), fuzz.summary()
-    assert sum(o.get("started", 0) for o in fuzz.outcomes) == len(cases), fuzz.summary()
+    starts = sum(len(ex.doc["spec"]["containers"]) + len(ex.doc["spec"].get("initContainers", [])) for ex in cases)
+    assert sum(o.get("started", 0) for o in fuzz.outcomes) == starts, fuzz.summary()
 
 
-def declared(container, image: ImageConfig, pod_name: str):
+def declared(container, image: ImageConfig, pod_name: str, secrets: dict | None = None):
     """What Kubernetes says the container runs with: the image's variables overridden
     in place by the container's (values $(VAR)-expanded against the container's own
-    earlier ones), HOSTNAME unless set; command and args expanded against them."""
+    earlier ones; a secretKeyRef's the secret's text), HOSTNAME unless set; command and
+    args expanded against them."""
     own: dict[str, Value] = {}
     for e in container.env:
-        own[e.name] = expand(e.value, own.get)
+        if isinstance(e.value_from, KeyRef):
+            own[e.name] = Value((secrets or {})[e.value_from.key].decode(errors="replace"), True)
+        else:
+            own[e.name] = expand(e.value, own.get)
     env = {e.name: e.value for e in image.env}
     env.update({k: v.text for k, v in own.items()})
     env.setdefault("HOSTNAME", pod_name)
@@ -935,9 +1342,18 @@ def declared(container, image: ImageConfig, pod_name: str):
     return ([EnvVar(k, v) for k, v in env.items()], words(container.command), words(container.args))
 
 
+def facts_for(ex: Example, uid: str) -> PodFacts:
+    objects = {}
+    if ex.secrets:
+        objects[("Secret", SECRET_NAME)] = ConfigObject(
+            "Secret", ObjectMeta(SECRET_NAME), tuple(ex.secrets.items()), type="Opaque")
+    return PodFacts(uid=uid, node_name="", host_ip="", pod_ip=NET.ip, allocatable_cpu_m=0,
+                    allocatable_memory=0, objects=objects)
+
+
 def runtime_refusal(pod: Pod, images: dict) -> str | None:
     """Why pod_context must refuse a valid pod (a message fragment), or None."""
-    for c in pod.spec.containers:
+    for c in pod.spec.all_containers():
         image = images[c.image]
         try:
             resolve_argv(c.command, c.args, image)
@@ -1057,3 +1473,155 @@ def test_q_refuses_nul(a, b):
         q(a + "\0" + b)
     with pytest.raises(RenderError):
         q([a, "\0", b])
+
+
+# ---------------------------------------------------------------- probes, hooks, secrets: refusals
+
+
+@pytest.mark.parametrize("bad", ["\r\nX-Injected: 1", "\n", "\r", "v\x00", "\x85", "\u2028", "\x1b[2J", "\x7f"])
+def test_handler_values_that_could_break_the_request_are_refused(bad):
+    """A header value, URL path or host that could end the request line or a header line
+    (and so inject another) is a validation error naming the field, for probes and hooks."""
+    at = "spec.containers[0]"
+    doc = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web"}, "spec": {"containers": [{
+        "name": "app", "image": "busybox",
+        "livenessProbe": {"httpGet": {"port": 80, "path": "/a" + bad, "host": "h" + bad,
+                                      "httpHeaders": [{"name": "X" + bad, "value": "v" + bad}]}},
+        "readinessProbe": {"tcpSocket": {"port": 80, "host": "h" + bad}},
+        "lifecycle": {"preStop": {"httpGet": {"port": 80, "httpHeaders": [{"name": "X-A", "value": bad}]}}}}]}}
+    with pytest.raises(ManifestError) as exc:
+        validate_pod(doc, "t.yaml")
+    probe = f"{at}.livenessProbe.httpGet"
+    assert error_paths(exc.value) == {f"{probe}.path", f"{probe}.host", f"{probe}.httpHeaders[0].name",
+                                      f"{probe}.httpHeaders[0].value", f"{at}.readinessProbe.tcpSocket.host",
+                                      f"{at}.lifecycle.preStop.httpGet.httpHeaders[0].value"}
+
+
+@pytest.mark.parametrize("path", ["../x", "..", "a/../../x", "a/..", "/etc/passwd", "/", "..x", "", ".", "a\x00b"])
+def test_secret_item_paths_cannot_leave_the_volume(path):
+    """items[].path: relative, no '..', names a file (Kubernetes' rules): no escape from
+    the pod's secrets tmpfs is expressible."""
+    doc = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web"}, "spec": {
+        "volumes": [{"name": "s", "secret": {"secretName": SECRET_NAME, "items": [{"key": "k", "path": path}]}},
+                    {"name": "c", "configMap": {"name": "cm", "items": [{"key": "k", "path": path}]}}],
+        "containers": [{"name": "app", "image": "busybox"}]}}
+    with pytest.raises(ManifestError) as exc:
+        validate_pod(doc, "t.yaml")
+    assert error_paths(exc.value) == {"spec.volumes[0].secret.items[0].path",
+                                      "spec.volumes[1].configMap.items[0].path"}
+
+
+# ---------------------------------------------------------------- podctl debug
+
+DEBUG_RUNNER = r"""
+set -u
+WORK=$1 CANARY=$2 CASES=$3
+mount --make-rprivate / && mount --bind "$WORK" "$WORK" || exit 99
+for t in /var/lib /run /sys/fs/cgroup "$CANARY"; do mount -t tmpfs -o mode=0755 podctl-injection "$t" || exit 99; done
+cp "$(PATH=SCRIPT_PATH type -P env)" /run/podctl-real-env || exit 99
+for c in cpu cpuacct memory pids; do mkdir -p "/sys/fs/cgroup/$c/podctl"; done
+for b in STUBBED; do
+  p=$(PATH=SCRIPT_PATH type -P "$b") || exit 99
+  [ "$b" = mount ] || mount --bind "$WORK/stub" "$(readlink -f "$p")" || exit 99
+done
+for m in / /sys /proc; do mount -o remount,bind,ro "$m" || exit 99; done
+mount --bind "$WORK/stub" "$(readlink -f "$p")" || exit 99
+for dir in "$CASES"/*/; do
+  dir=${dir%/}
+  read -r uid <"$dir/uid"
+  P=/var/lib/podctl/pods/$uid R=/run/podctl/pods/$uid
+  rm -rf /var/lib/podctl /run/podctl
+  mkdir -p "$R" "$P/containers/app" "/var/lib/podctl/images/$(cat "$dir/digest")/rootfs"
+  # a running pod: a supervisor (its argv names the uid), the target container's main process
+  bash -c 'sleep 30; :' "$uid" &
+  echo $! >"$R/supervisor.pid"
+  for _ in $(seq 1 500); do grep -q "$uid" "/proc/$!/cmdline" 2>/dev/null && break; sleep 0.01; done
+  /run/podctl-real-env -i "$(type -P sleep)" 30 &
+  echo $! >"$P/containers/app/pid"
+  echo '{"state":{"running":{}}}' >"$P/containers/app/state.json"
+  cd "$CANARY"
+  PODCTL_STUB_LOG=$dir/debug.log bash "$dir/debug.sh" </dev/null >"$dir/debug.out" 2>"$dir/debug.err"
+  echo $? >"$dir/debug.rc"
+  E=$(cat "$dir/edir")
+  cp "$E/start.sh" "$E/run.sh" "$dir/" 2>/dev/null
+  rm -f /run/podctl-stub-log
+  PODCTL_STUB_LOG=$dir/start.log bash "$E/start.sh" 0 '{}' </dev/null >"$dir/start.out" 2>"$dir/start.err"
+  echo $? >"$dir/start.rc"
+  find "$CANARY" -mindepth 1 -print0 -delete >"$dir/canary"
+  cd /
+  kill $(jobs -p) 2>/dev/null; wait
+done
+echo "@@sandbox done"
+""".replace("STUBBED", " ".join(STUBBED)).replace("SCRIPT_PATH", SCRIPT_PATH)
+
+
+def test_debug_runs_only_the_declared_command(sandbox: Sandbox):
+    """`podctl debug`'s script with hostile commands (every attack, every fragment): the
+    ephemeral container execs exactly its command, with the image's environment, no
+    canary; names are DNS labels (validated); the script's privileged calls see none
+    of the command."""
+    canary = str(sandbox.canary)
+    image = ImageConfig(ref="busybox", digest=DIGEST, cmd=("sh",), env=(EnvVar("PATH", "/bin"),))
+    pod = validate_pod({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web"},
+                        "spec": {"containers": [{"name": "app", "image": "busybox"}]}}, "t.yaml")
+    commands = [[a, a] for a in attacks(canary)] + [[no_nul(f) for f in fragments(canary)]]
+    cases = sandbox.work / "debug-cases"
+    wanted = {}
+    for i, command in enumerate(commands):
+        uid = str(uuid.UUID(int=next(UIDS)))
+        doc = build_spec(f"debugger-{i}", "busybox", command, "app" if i % 2 else None, False, False, None)
+        d = cases / uid
+        d.mkdir(parents=True)
+        (d / "uid").write_text(uid)
+        (d / "digest").write_text(DIGEST)
+        (d / "edir").write_text(ephemeral_dir(uid, doc["name"]))
+        # attached (run.sh runs in the script), but one detached (setsid; it then waits 5 s
+        # for a state the stubbed start never writes)
+        (d / "debug.sh").write_text(debug_script(pod, uid, doc, image, interactive=i > 0))
+        wanted[uid] = (doc, command)
+    for bad in ("Debugger", "a_b", "$(touch x)", "a\n"):  # names reach paths: validation refuses them
+        doc = build_spec(bad, "busybox", ["sh"], None, False, False, None)
+        with pytest.raises(PodctlError):
+            debug_script(pod, str(uuid.UUID(int=1)), doc, image, interactive=False)
+    (sandbox.work / "debug-runner.sh").write_text(DEBUG_RUNNER)
+    r = subprocess.run([*UNSHARE, "bash", str(sandbox.work / "debug-runner.sh"), str(sandbox.work),
+                        str(sandbox.canary_dir), str(cases)], capture_output=True, stdin=subprocess.DEVNULL,
+                       timeout=300)
+    assert b"@@sandbox done" in r.stdout, r.stderr[-2000:]
+    problems = []
+    for uid, (doc, command) in wanted.items():
+        d = cases / uid
+        where = f"{doc['name']} {command[:1]!r}"
+        if nul_list(d / "canary"):
+            problems.append(f"{where}: CANARY {nul_list(d / 'canary')!r}")
+        edir = ephemeral_dir(uid, doc["name"])
+        calls = stub_calls(d / "debug.log")
+        rc = (d / "debug.rc").read_text().strip()
+        if d.name == next(iter(wanted)):  # detached
+            if rc != "0" or b"@@podctl ephemeral-started" not in (d / "debug.out").read_bytes():
+                problems.append(f"{where}: debug failed: {(d / 'debug.err').read_text()!r}")
+            if calls != [["setsid", "-f", "/bin/bash", f"{edir}/run.sh"]]:
+                problems.append(f"{where}: the debug script ran {calls!r}")
+        else:  # attached: run.sh puts start.sh into the pod's namespaces (nsenter, a stub)
+            nsenter = [c for c in calls if c[0] == "nsenter"]
+            if rc != "0" or len(nsenter) != 1 or nsenter[0][-4:] != ["/bin/bash", f"{edir}/start.sh", "0", "{}"]:
+                problems.append(f"{where}: debug (rc {rc}) ran {calls!r}: {(d / 'debug.err').read_text()!r}")
+            bad = [c for c in calls if c[0] not in ("nsenter", "tee", "stdin")
+                   or (c[0] != "stdin" and not all(a == "{}" or CLEAN_ARG.fullmatch(a) for a in c[1:]))]
+            if bad:
+                problems.append(f"{where}: the debug script ran {bad!r}")
+        root = f"{edir}/rootfs"
+        execs = [c for c in stub_calls(d / "start.log") if c[0] != "mount"]
+        want = [shutil.which("setpriv", path=SCRIPT_PATH), "--bounding-set", CAPS, "--",
+                shutil.which("unshare", path=SCRIPT_PATH), f"--root={root}", "--wd=/", "--",
+                *(expand(w, {}.get).text for w in command)]  # Kubernetes: $$ is $
+        if [c[0] for c in execs] != ["env", "setpriv"] or execs[0][3:] != want or execs[1][1:] != want[1:]:
+            problems.append(f"{where}: ran {execs!r}, expected env -S ... {want!r}")
+        environ = d / "start.log.environ"
+        got_env = environ.read_bytes().split(b"\0")[:-1] if environ.exists() else None
+        if got_env != [b"PATH=/bin", b"HOSTNAME=web"]:
+            problems.append(f"{where}: environment {got_env!r}")
+        for call in stub_calls(d / "start.log"):
+            if call[0] == "mount" and not inside(call[-1], root):
+                problems.append(f"{where}: mounted outside its root: {call!r}")
+    assert not problems, "\n".join(problems[:10])
