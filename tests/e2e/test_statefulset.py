@@ -108,7 +108,7 @@ def test_statefulset_order_claims_scale_down_and_rolling_update(lab, podctl):
         steps = [("create", m.split()[2]) if r == "SuccessfulCreate" else ("start", n)
                  for r, n, m in since(lab, mark)
                  if (r == "SuccessfulCreate" and m.startswith("create Pod ")) or
-                 (r == "Started" and n.startswith("db-"))]
+                 (r == "Started" and n.startswith("db-") and m.startswith("started on "))]
         assert steps == [("create", "db-0"), ("start", "db-0"), ("create", "db-1"),
                          ("start", "db-1"), ("create", "db-2"), ("start", "db-2")]
         for name, p in live.items():
