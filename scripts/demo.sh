@@ -17,11 +17,17 @@ sleep 2
 step podctl logs web -c client --tail 3
 step podctl describe pod web
 step podctl reconcile
+# A Kubernetes documentation example, unchanged: an app and its log-shipping sidecar.
+step podctl apply -f tests/e2e/k8s_examples/application__deployment-sidecar.yaml
+sleep 3
+step podctl get pods
+step podctl logs deployment/myapp -c logshipper --tail 3
 step podctl image ls
 cat <<'TXT'
 
 The pod runs on a lab host (an SSH server in its own namespaces). Try:
   podctl get pods -o json | jq .
   podctl delete pod web
+  podctl apply -f tests/e2e/k8s_examples/   # every example from the Kubernetes docs we test
   podctl lab down            # removes the lab: namespaces, links, cgroups, files
 TXT
