@@ -106,6 +106,8 @@ def test_pods_reach_each_other_over_vxlan_and_back_to_host_gw(lab, podctl):
         for h in ("node1", "node2"):
             assert after[h][0] > before[h][0] and after[h][1] > before[h][1], (h, before, after)
 
+        assert "Mode:       vxlan (podctl.vx, VNI 42, UDP port 8472)" in podctl("describe", "host", "node1").stdout
+
         # Converged: no network block.
         assert network_syncs(json.loads(podctl("reconcile", "--json").stdout)) == []
 

@@ -290,10 +290,12 @@ def settings_of(tmp_path, text: str):
 
 
 def test_config_yaml_sets_the_network_mode(tmp_path):
-    from orchestrator.config import Config, network_settings
+    from orchestrator.config import Config, network_settings, scheduler_settings
     assert network_settings(Config(home=tmp_path)) == podnet.NetworkSettings()
     assert settings_of(tmp_path, "network: {mode: vxlan, vni: 7}") == VXLAN
     assert settings_of(tmp_path, "kubelet: {podPidsLimit: 5}") == podnet.NetworkSettings()
+    settings_of(tmp_path, "network: {mode: vxlan}\nscheduler: {scoringStrategy: MostAllocated}\n")
+    assert scheduler_settings(Config(home=tmp_path))["scoring_strategy"] == "MostAllocated"  # a known key there
 
 
 @pytest.mark.parametrize("text, words", [
