@@ -209,9 +209,9 @@ def network_settings(config: Config):
         raise bad("network.mode", f"{mode!r}: expected one of {', '.join(MODES)}")
     defaults = NetworkSettings()
     values = {}
-    for field, attr, low, high in (("vxlanPort", "vxlan_port", 1, 65535), ("vni", "vni", 1, 2**24 - 1)):
-        value = net.get(field, getattr(defaults, attr))
+    for key, attr, low, high in (("vxlanPort", "vxlan_port", 1, 65535), ("vni", "vni", 1, 2**24 - 1)):
+        value = net.get(key, getattr(defaults, attr))
         if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
-            raise bad(f"network.{field}", f"{value!r}: expected an integer {low}..{high}")
+            raise bad(f"network.{key}", f"{value!r}: expected an integer {low}..{high}")
         values[attr] = value
     return NetworkSettings(mode, **values)
