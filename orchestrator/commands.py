@@ -16,14 +16,14 @@ from pathlib import Path
 import click
 import yaml
 
-from .config import Config
+from .config import Config, network_settings
 from .controller import (Controller, RunReport, host_capacity, open_store, open_transport, probe_hosts, require_inventory, row_pod, stored_pod)
 from .errors import LockHeld, UsageError
 from .images import ImageStore
 from .image_puller import waiting_for_pods
 from .manifests import load_manifests
 from .model import Manifest, Pod
-from .podnet import desired_networks, node_ip_of, port_bindings
+from .podnet import VXLAN_DEV, desired_networks, node_ip_of, port_bindings
 from .quantity import display_memory, format_cpu, format_memory
 from .ephemeral import describe_lines as ephemeral_lines
 from .store import Store
@@ -513,7 +513,7 @@ def describe_host(config: Config, name: str) -> int:
                  for h in inventory.hosts}
         live = sorted((r for r in store.list_pods() if not r.deleting), key=lambda r: (r.created_at, r.key))
         bindings = port_bindings((r.node, r.key, r.pod_ip, row_pod(r)) for r in live)
-    nets, notes = desired_networks(list(inventory.hosts), cidrs, bindings)
+    nets, notes = desired_networks(list(inventory.hosts), cidrs, bindings, settings=network_settings(config))
     net = nets.get(name)
     out = [f"Name:         {name}", f"Status:       {item['status']}", f"Address:      {item['address']}",
            f"Node IP:      {item['nodeIP'] or '<none>'}", f"Pod CIDR:     {item['podCIDR'] or '<none>'}",
@@ -524,6 +524,8 @@ def describe_host(config: Config, name: str) -> int:
         applied = item["netDigest"]
         state = "applied" if applied == net.digest else f"not applied (host has {applied or 'none'})"
         out.append(f"  Digest:     {net.digest} ({state})")
+        out.append(f"  Mode:       {net.settings.mode}" + (f" ({VXLAN_DEV}, VNI {net.settings.vni}, UDP port "
+                                                                f"{net.settings.vxlan_port})" if net.vxlan else ""))
         out += [f"  Route:      {r.dest} via {r.via} ({r.peer})" for r in net.routes] or ["  Route:      <none>"]
         out += [f"  HostPort:   {p.host_port}/{p.protocol} -> {p.pod_ip}:{p.container_port} ({p.pod})"
                 for p in net.ports]

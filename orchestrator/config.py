@@ -93,6 +93,10 @@ $PODCTL_HOME/config.yaml (optional):
     weights:                          # scorer -> weight 0..100 (0 turns it off)
       ImageLocality: 1
   registries: ...                     # mirrors, insecure, credentials (registry_config.py)
+  network:
+    mode: host-gw                     # host-gw (hosts share an L2 segment) | vxlan
+    vxlanPort: 8472                   # UDP port of the VXLAN mode (hosts must allow it)
+    vni: 1                            # VXLAN network identifier 1..16777215
 """
 
 
@@ -118,9 +122,9 @@ def scheduler_settings(config: Config) -> dict:
 
     if not isinstance(doc, dict):
         raise bad("(top level)", "expected a mapping")
-    unknown = sorted(set(doc) - {"scheduler", "registries", "kubelet"})
+    unknown = sorted(set(doc) - {"scheduler", "registries", "kubelet", "network"})
     if unknown:
-        raise bad(unknown[0], "unknown setting (known: scheduler, registries, kubelet)")
+        raise bad(unknown[0], "unknown setting (known: scheduler, registries, kubelet, network)")
     sched = doc.get("scheduler") or {}
     if not isinstance(sched, dict):
         raise bad("scheduler", "expected a mapping")
@@ -170,3 +174,44 @@ def pod_pids_limit(config: Config) -> int | None:
     if not isinstance(value, int) or isinstance(value, bool) or value < -1:
         raise UsageError(f"{path}: kubelet.podPidsLimit: {value!r}: expected an integer >= -1\n{SETTINGS_HELP}")
     return value if value > 0 else None
+
+
+def network_settings(config: Config):
+    """The pod network's mode from $PODCTL_HOME/config.yaml (`network:`; default
+    host-gw) as podnet.NetworkSettings; errors name the file and the field."""
+    from .podnet import MODES, NetworkSettings
+
+    path = config.settings_file
+    if not path.exists():
+        return NetworkSettings()
+    import yaml
+
+    from .errors import UsageError
+
+    try:
+        doc = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise UsageError(f"{path}: cannot read: {exc}") from exc
+    net = doc.get("network") if isinstance(doc, dict) else None
+    if net is None:
+        return NetworkSettings()
+
+    def bad(field: str, problem: str) -> UsageError:
+        return UsageError(f"{path}: {field}: {problem}\n{SETTINGS_HELP}")
+
+    if not isinstance(net, dict):
+        raise bad("network", "expected a mapping with mode, vxlanPort, vni")
+    unknown = sorted(set(net) - {"mode", "vxlanPort", "vni"})
+    if unknown:
+        raise bad(f"network.{unknown[0]}", "unknown field (known: mode, vxlanPort, vni)")
+    mode = net.get("mode", "host-gw")
+    if mode not in MODES:
+        raise bad("network.mode", f"{mode!r}: expected one of {', '.join(MODES)}")
+    defaults = NetworkSettings()
+    values = {}
+    for key, attr, low, high in (("vxlanPort", "vxlan_port", 1, 65535), ("vni", "vni", 1, 2**24 - 1)):
+        value = net.get(key, getattr(defaults, attr))
+        if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+            raise bad(f"network.{key}", f"{value!r}: expected an integer {low}..{high}")
+        values[attr] = value
+    return NetworkSettings(mode, **values)

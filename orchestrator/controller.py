@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
-from .config import Config, pod_pids_limit, scheduler_settings
+from .config import Config, network_settings, pod_pids_limit, scheduler_settings
 from .errors import StoreError, UsageError
 from .health import CRON, READY, HealthSettings
 from .host_failures import HostCare, row_pod
@@ -206,6 +206,7 @@ class Controller:
         inventory = require_inventory(config)
         self.sched_settings = {**scheduler_settings(config), "explain": self.explain}
         self.registry = registry_settings(config)  # validated before any host is touched
+        self.net_settings = network_settings(config)
         if dry_run:
             return await self._with_transport(inventory, True, on_host_done, transport)
         holder = f"podctl reconcile on {socket.gethostname()} pid {os.getpid()}"
@@ -275,7 +276,7 @@ class Controller:
             desired, pending = self._desired(pods, images, placements, snaps, objects,
                                              None if dry_run else store, now, pulls.blocked)
             plan = reconcile(desired, snaps, notes + pulls.notes, gc)
-            nets, net_notes = self._networks(inventory, cidrs, pods)
+            nets, net_notes = self._networks(inventory, cidrs, pods, self.net_settings)
             plan = podnet.with_network(plan, podnet.network_actions(nets, snaps), net_notes)
             report = RunReport(plan, snaps, placements, pending=pending, workload_changes=changes)
             if dry_run or plan.empty:
@@ -451,12 +452,12 @@ class Controller:
         store.add_event(now, type_, reason, message, namespace=row.namespace, name=row.name, uid=row.uid)
 
     @staticmethod
-    def _networks(inventory: Inventory, cidrs, pods):
+    def _networks(inventory: Inventory, cidrs, pods, settings=podnet.NetworkSettings()):
         """Each host's pod network (podnet.py): routes to the inventory's other hosts,
         masquerade, the hostPorts of the live pods bound to it (oldest first)."""
         live = sorted((rp for rp in pods if not rp[0].deleting), key=lambda rp: (rp[0].created_at, rp[0].key))
         bindings = podnet.port_bindings((row.node, row.key, row.pod_ip, pod) for row, pod in live)
-        return podnet.desired_networks(list(inventory.hosts), cidrs, bindings)
+        return podnet.desired_networks(list(inventory.hosts), cidrs, bindings, settings=settings)
 
     def _contexts(self, plan: Plan, pods, images: ImageStore, cidrs, hosts=None, snaps=None,
                   objects=None, store=None, now: float = 0.0) -> dict[str, dict]:

@@ -1,7 +1,11 @@
 """The pod network each host should have, from plain data (pure; no I/O).
 
-host-gw: every host routes each other inventory host's pod CIDR via that host's node
-IP (hosts must share an L2 segment; VXLAN is the upgrade path, see README). Each host
+host-gw (the default): every host routes each other inventory host's pod CIDR via that
+host's node IP (hosts must share an L2 segment). vxlan (config.yaml `network.mode`), for
+hosts that share none, as flannel's vxlan backend with iproute2 only: each host has a
+VXLAN device whose MAC is derived from its node IP, so every host computes every peer's
+VTEP MAC without any exchange, and routes each peer's pod CIDR through it (a route, a
+permanent neighbour and an fdb entry per peer; no learning, no multicast). Each host
 forwards IP, masquerades traffic from its pods to anything outside the cluster's pod
 networks, and DNATs its pods' hostPorts (traffic arriving at the host, and from the
 host itself). The whole state has a short digest: the probe reports the digest a host
@@ -29,6 +33,34 @@ BRIDGE = "podctl0"  # as lib.sh.j2's PODCTL_BRIDGE
 NET_VERB = "sync-network"
 # Bumped when the rules' shape changes, so hosts re-apply after an upgrade.
 SCHEMA = 1
+
+
+VXLAN_DEV = "podctl.vx"
+VXLAN_OVERHEAD = 50  # outer IPv4 20 + UDP 8 + VXLAN 8 + inner Ethernet 14
+MODES = ("host-gw", "vxlan")
+
+
+@dataclass(frozen=True)
+class NetworkSettings:
+    """config.yaml's `network:` (config.network_settings validates it)."""
+
+    mode: str = "host-gw"
+    vxlan_port: int = 8472  # flannel's and the Linux kernel's VXLAN port (IANA's is 4789)
+    vni: int = 1
+
+
+def vtep_mac(node_ip: str) -> str:
+    """The VXLAN device's MAC of the host at node_ip: locally administered, unicast
+    (first octet 0x0e), then the IPv4 address's four octets: unique per node IP, and
+    any host computes any peer's without asking it."""
+    octets = ipaddress.IPv4Address(node_ip).packed
+    return ":".join(f"{b:02x}" for b in (0x0E, 0xEC, *octets))
+
+
+def vtep_address(pod_cidr: str) -> str:
+    """A host's address on the VXLAN device: its pod CIDR's network address (as
+    flannel's), the next hop peers route its pods via (onlink)."""
+    return str(ipaddress.IPv4Network(pod_cidr).network_address)
 
 
 def context_key(host: str) -> str:
@@ -97,6 +129,12 @@ class HostNetwork:
     routes: tuple[Route, ...]
     cluster_nets: tuple[str, ...]  # destinations that are pods: never masqueraded
     ports: tuple[PortBinding, ...]
+    settings: NetworkSettings = NetworkSettings()
+    node_ip: str | None = None  # this host's own (the VXLAN device's local address)
+
+    @property
+    def vxlan(self) -> bool:
+        return self.settings.mode == "vxlan"
 
     @property
     def gateway(self) -> str:
@@ -111,10 +149,13 @@ class HostNetwork:
         doc = {"v": SCHEMA, "cidr": self.pod_cidr, "routes": [(r.dest, r.via) for r in self.routes],
                "cluster": list(self.cluster_nets),
                "ports": [(p.host_port, p.protocol, p.pod_ip, p.container_port) for p in self.ports]}
+        if self.vxlan:  # (host-gw digests stay as they were before VXLAN existed)
+            doc["vxlan"] = [self.settings.vni, self.settings.vxlan_port, self.node_ip]
         return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:16]
 
     def summary(self) -> str:
-        return f"{len(self.routes)} route(s), masquerade, {len(self.ports)} hostPort(s)"
+        routes = f"{len(self.routes)} route(s)" + (f" over {VXLAN_DEV}" if self.vxlan else "")
+        return f"{routes}, masquerade, {len(self.ports)} hostPort(s)"
 
 
 def port_bindings(pods: Iterable[tuple[str, str, str | None, Pod]]) -> dict[str, list[PortBinding]]:
@@ -134,9 +175,11 @@ def port_bindings(pods: Iterable[tuple[str, str, str | None, Pod]]) -> dict[str,
 
 def desired_networks(hosts: Sequence[Host], cidrs: Mapping[str, str | None],
                      bindings: Mapping[str, Sequence[PortBinding]],
-                     cluster_cidr: str = CLUSTER_CIDR) -> tuple[dict[str, HostNetwork], list[str]]:
+                     cluster_cidr: str = CLUSTER_CIDR, settings: NetworkSettings = NetworkSettings(),
+                     ) -> tuple[dict[str, HostNetwork], list[str]]:
     """Every inventory host's network (hosts without a pod CIDR get none), and notes
-    for the plan: hosts others cannot route to, hostPort conflicts."""
+    for the plan: hosts others cannot route to, hostPort conflicts. In vxlan mode a
+    host without a node IP has no VTEP: it gets no routes (none come back to it)."""
     notes: list[str] = []
     node_ips = {}
     derived = [node_ip_of(h)[0] for h in hosts if not h.node_ip]
@@ -159,6 +202,8 @@ def desired_networks(hosts: Sequence[Host], cidrs: Mapping[str, str | None],
         routes = tuple(sorted((Route(cidrs[p.name], node_ips[p.name], p.name) for p in hosts
                                if p.name != h.name and cidrs.get(p.name) and node_ips[p.name]),
                               key=lambda r: ipaddress.IPv4Network(r.dest)))
+        if settings.mode == "vxlan" and not node_ips[h.name]:
+            routes = ()
         taken: dict[tuple[int, str], PortBinding] = {}
         for b in bindings.get(h.name, ()):
             if b.protocol == "TCP" and b.host_port in (h.port, 22):
@@ -172,7 +217,7 @@ def desired_networks(hosts: Sequence[Host], cidrs: Mapping[str, str | None],
                 notes.append(f"host {h.name}: hostPort {b.host_port}/{b.protocol} of pod {b.pod} is "
                              f"already taken by pod {first.pod}; not forwarded")
         ports = tuple(sorted(taken.values(), key=lambda b: (b.protocol, b.host_port)))
-        out[h.name] = HostNetwork(h.name, cidr, routes, cluster_nets, ports)
+        out[h.name] = HostNetwork(h.name, cidr, routes, cluster_nets, ports, settings, node_ips[h.name])
     return out, notes
 
 
@@ -254,9 +299,35 @@ def iptables_filter(net: HostNetwork) -> str:
                       f"-A PODCTL-FORWARD -d {net.pod_cidr} -j ACCEPT", "COMMIT"]) + "\n"
 
 
+@dataclass(frozen=True)
+class VxlanPeer:
+    """What a host needs to reach one peer's pods over VXLAN (as flannel's vxlan backend)."""
+
+    dest: str  # the peer's pod CIDR: `ip route replace DEST via GW dev podctl.vx onlink`
+    gateway: str  # the peer's VTEP address: `ip neigh replace GW lladdr MAC ... nud permanent`
+    mac: str  # the peer's VTEP MAC: `bridge fdb replace MAC dev podctl.vx dst NODE_IP`
+    node_ip: str
+
+
+def vxlan_peers(net: HostNetwork) -> tuple[VxlanPeer, ...]:
+    return tuple(VxlanPeer(r.dest, vtep_address(r.dest), vtep_mac(r.via), r.via) for r in net.routes)
+
+
+def vxlan_context(net: HostNetwork) -> dict:
+    """The VXLAN device and its per-peer entries ({"mode": "host-gw"} otherwise: the
+    script then removes the device, and with it every route through it)."""
+    if not net.vxlan or not net.node_ip:
+        return {"mode": "host-gw"}
+    peers = vxlan_peers(net)
+    return {"mode": "vxlan", "dev": VXLAN_DEV, "vni": net.settings.vni, "port": net.settings.vxlan_port,
+            "local": net.node_ip, "mac": vtep_mac(net.node_ip), "address": f"{vtep_address(net.pod_cidr)}/32",
+            "overhead": VXLAN_OVERHEAD, "dests": [p.dest for p in peers], "gateways": [p.gateway for p in peers],
+            "macs": [p.mac for p in peers], "node_ips": [p.node_ip for p in peers]}
+
+
 def apply_context(net: HostNetwork) -> dict:
     """What templates/net_apply.sh.j2 needs, as plain values."""
-    return {"digest": net.digest, "gateway_cidr": f"{net.gateway}/{net.prefix}",
+    return {"vxlan": vxlan_context(net), "digest": net.digest, "gateway_cidr": f"{net.gateway}/{net.prefix}",
             "route_dests": [r.dest for r in net.routes], "route_vias": [r.via for r in net.routes],
             "route_proto": ROUTE_PROTO, "nft": nft_ruleset(net), "iptables_nat": iptables_nat(net),
             "iptables_filter": iptables_filter(net)}

@@ -217,3 +217,97 @@ def test_a_host_port_on_the_hosts_ssh_port_is_not_forwarded():
     assert got["a"].ports == (udp,)
     assert notes == ["host a: hostPort 22/TCP of pod default/sshd is the host's SSH port podctl reaches it by; "
                      "not forwarded"]
+
+
+# ---------------------------------------------------------------- vxlan
+
+VXLAN = podnet.NetworkSettings("vxlan", vxlan_port=8472, vni=7)
+
+
+def test_vtep_macs_are_derived_from_node_ips_locally_administered_and_unicast():
+    assert podnet.vtep_mac("10.213.0.11") == "0e:ec:0a:d5:00:0b"
+    assert podnet.vtep_mac("192.168.56.12") == "0e:ec:c0:a8:38:0c"
+    first = int(podnet.vtep_mac("10.0.0.1")[:2], 16)
+    assert first & 0x02 and not first & 0x01
+    assert len({podnet.vtep_mac(f"10.0.{i}.{j}") for i in range(4) for j in range(256)}) == 1024
+
+
+def test_each_vxlan_peer_gets_a_route_a_neighbour_and_an_fdb_entry():
+    got, _ = podnet.desired_networks(hosts(a="10.0.0.1", b="10.0.0.2", c="10.0.0.3"), CIDRS, {}, settings=VXLAN)
+    a = got["a"]
+    assert podnet.vxlan_peers(a) == (
+        podnet.VxlanPeer("10.244.2.0/24", "10.244.2.0", "0e:ec:0a:00:00:02", "10.0.0.2"),
+        podnet.VxlanPeer("10.244.3.0/24", "10.244.3.0", "0e:ec:0a:00:00:03", "10.0.0.3"))
+    ctx = podnet.apply_context(a)["vxlan"]
+    assert ctx["mode"] == "vxlan" and (ctx["dev"], ctx["vni"], ctx["port"]) == ("podctl.vx", 7, 8472)
+    assert (ctx["local"], ctx["mac"], ctx["address"]) == ("10.0.0.1", "0e:ec:0a:00:00:01", "10.244.1.0/32")
+    assert ctx["gateways"] == ["10.244.2.0", "10.244.3.0"] and ctx["node_ips"] == ["10.0.0.2", "10.0.0.3"]
+    assert "over podctl.vx" in a.summary()
+    # b reaches a at the address and MAC a configures on itself.
+    b = podnet.apply_context(got["b"])["vxlan"]
+    i = b["dests"].index("10.244.1.0/24")
+    assert (b["gateways"][i], b["macs"][i], b["node_ips"][i]) == (ctx["address"][:-3], ctx["mac"], ctx["local"])
+
+
+def test_the_digest_changes_with_the_mode_and_its_settings_and_host_gw_keeps_its_digest():
+    hs = hosts(a="10.0.0.1", b="10.0.0.2")
+    plain = nets(hs)[0]["a"]
+    explicit = podnet.desired_networks(hs, CIDRS, {}, settings=podnet.NetworkSettings())[0]["a"]
+    assert plain.digest == explicit.digest
+    assert podnet.apply_context(plain)["vxlan"] == {"mode": "host-gw"}
+    digests = {podnet.desired_networks(hs, CIDRS, {}, settings=s)[0]["a"].digest for s in (
+        podnet.NetworkSettings(), VXLAN, podnet.NetworkSettings("vxlan", 4789, 7),
+        podnet.NetworkSettings("vxlan", 8472, 8))}
+    assert len(digests) == 4
+    # Deterministic: the same cluster gives the same digest (a no-op reconcile stays one).
+    assert podnet.desired_networks(hs, CIDRS, {}, settings=VXLAN)[0]["a"].digest == \
+        podnet.desired_networks(hs, CIDRS, {}, settings=VXLAN)[0]["a"].digest
+
+
+def test_in_vxlan_mode_a_host_without_a_node_ip_has_no_vtep_and_no_routes():
+    got, notes = podnet.desired_networks(hosts(a="10.0.0.1", b="127.0.0.1"), CIDRS, {}, settings=VXLAN)
+    assert got["b"].routes == () and podnet.apply_context(got["b"])["vxlan"] == {"mode": "host-gw"}
+    assert got["a"].routes == () and notes[0].startswith("host b: no route")
+
+
+@pytest.mark.parametrize("settings", [podnet.NetworkSettings(), VXLAN])
+def test_the_network_block_in_either_mode_is_valid_bash(settings):
+    net = podnet.desired_networks(hosts(a="10.0.0.1", b="10.0.0.2"), CIDRS, {}, settings=settings)[0]["a"]
+    script = batch_script([], 3, network=podnet.apply_context(net))
+    subprocess.run(["bash", "-n"], input=script.encode(), check=True)
+    if settings.mode == "vxlan":
+        assert "type vxlan id \"$VX_ID\" local \"$VX_LOCAL\" dstport \"$VX_PORT\" nolearning" in script
+        assert "VX_LOCAL=10.0.0.1" in script and "MACS=(0e:ec:0a:00:00:02)" in script
+        assert 'via ${GWS[i]} dev $VX onlink proto $RT_PROTO' in script
+    else:
+        assert 'ip link del "$VX"' in script and "onlink" not in script
+
+
+def settings_of(tmp_path, text: str):
+    from orchestrator.config import Config, network_settings
+    (tmp_path / "config.yaml").write_text(textwrap.dedent(text))
+    return network_settings(Config(home=tmp_path))
+
+
+def test_config_yaml_sets_the_network_mode(tmp_path):
+    from orchestrator.config import Config, network_settings, scheduler_settings
+    assert network_settings(Config(home=tmp_path)) == podnet.NetworkSettings()
+    assert settings_of(tmp_path, "network: {mode: vxlan, vni: 7}") == VXLAN
+    assert settings_of(tmp_path, "kubelet: {podPidsLimit: 5}") == podnet.NetworkSettings()
+    settings_of(tmp_path, "network: {mode: vxlan}\nscheduler: {scoringStrategy: MostAllocated}\n")
+    assert scheduler_settings(Config(home=tmp_path))["scoring_strategy"] == "MostAllocated"  # a known key there
+
+
+@pytest.mark.parametrize("text, words", [
+    ("network: {mode: flannel}", "network.mode: 'flannel': expected one of host-gw, vxlan"),
+    ("network: {mode: vxlan, vxlanPort: 0}", "network.vxlanPort: 0: expected an integer 1..65535"),
+    ("network: {vni: 16777216}", "network.vni: 16777216: expected an integer 1..16777215"),
+    ("network: {vni: 'x'}", "network.vni: 'x'"),
+    ("network: {port: 1}", "network.port: unknown field (known: mode, vxlanPort, vni)"),
+    ("network: vxlan", "network: expected a mapping"),
+])
+def test_config_yaml_network_errors_name_the_file_and_the_field(tmp_path, text, words):
+    from orchestrator.errors import UsageError
+    with pytest.raises(UsageError) as info:
+        settings_of(tmp_path, text)
+    assert str(info.value).startswith(f"{tmp_path / 'config.yaml'}: ") and words in str(info.value)

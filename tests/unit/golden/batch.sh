@@ -2004,9 +2004,13 @@ ln -s /proc/self/fd/2 "$R/dev/stderr"
 if [ ! -e "/sys/class/net/$PODCTL_BRIDGE" ]; then
   ip link add "$PODCTL_BRIDGE" type bridge 2>/dev/null || [ -e "/sys/class/net/$PODCTL_BRIDGE" ]
 fi
-# The pod's end is born inside the pod's namespace as eth0 (no move, no rename).
+# The pod's end is born inside the pod's namespace as eth0 (no move, no rename); in
+# the VXLAN mode both ends fit in the tunnel (net_apply.sh.j2 writes pod.mtu).
+POD_MTU=""
+{ read -r POD_MTU <"$PODCTL_RUN/pod.mtu"; } 2>/dev/null || true
+[[ $POD_MTU =~ ^[0-9]+$ ]] && POD_MTU="mtu $POD_MTU" || POD_MTU=""
 printf '%s\n' "addr replace $POD_GW/$POD_PREFIX dev $PODCTL_BRIDGE" "link set $PODCTL_BRIDGE up" \
-  "link add $VETH type veth peer name eth0 netns $R/ns/net" \
+  "link add $VETH $POD_MTU type veth peer name eth0 $POD_MTU netns $R/ns/net" \
   "link set $VETH master $PODCTL_BRIDGE up" | ip -batch -
 printf '%s\n' "link set lo up" "addr add $POD_IP/$POD_PREFIX dev eth0" \
   "link set eth0 up" "route add default via $POD_GW" | nsenter --net="$R/ns/net" -- ip -batch -
