@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import socket
+import time
 import subprocess
 import uuid
 from pathlib import Path
@@ -183,6 +184,11 @@ def test_host_link_down_partitions_the_host_and_up_heals_it(lab):
         assert _ok(lab.ssh(lab.hosts[0][0], probe)).strip() == "cut"
     finally:
         labmod.host_link(lab.home, name, up=True)
+    # A link that comes back up may take a moment to pass traffic again (bridge port,
+    # neighbour entry): seconds, not a retry loop that would hide a real partition.
+    deadline = time.monotonic() + 5
+    while not _sshd_answers(address) and time.monotonic() < deadline:
+        time.sleep(0.1)
     assert _sshd_answers(address)
     assert _ok(lab.ssh(name, "hostname")).strip() == name
 
