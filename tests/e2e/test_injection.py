@@ -39,7 +39,7 @@ Generation is checked inside hypothesis (with shrinking); the valid examples run
 sandbox processes in parallel, 40 per process, and a failure prints the offending
 manifest (pin it in `hand_picked`, which also puts every attack in every field, so
 that narrow contexts are covered on every run). PODCTL_INJECTION_EXAMPLES sets the
-number of random examples (default 1200); PODCTL_INJECTION_KEEP=1 keeps the work dir.
+number of random examples (default 700); PODCTL_INJECTION_KEEP=1 keeps the work dir.
 """
 
 from __future__ import annotations
@@ -96,7 +96,7 @@ def _skip_reason() -> str | None:
 if _skip_reason():
     pytest.skip(_skip_reason(), allow_module_level=True)
 
-EXAMPLES = int(os.environ.get("PODCTL_INJECTION_EXAMPLES", "1200"))
+EXAMPLES = int(os.environ.get("PODCTL_INJECTION_EXAMPLES", "700"))
 NET = Network("10.244.1.7", "10.244.1.0/24")
 DIGEST = "c0" * 32
 # The capabilities container.sh.j2 grants (Docker's defaults); a manifest cannot change them.
