@@ -100,22 +100,31 @@ $PODCTL_HOME/config.yaml (optional):
 """
 
 
+def read_settings(path: Path):
+    """$PODCTL_HOME/config.yaml parsed ({} when empty); a file that cannot be read or
+    parsed is a usage error naming it. Each section's reader validates its own part."""
+    import yaml
+
+    from .errors import UsageError
+
+    try:
+        return yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise UsageError(f"{path}: cannot read: {exc}") from exc
+
+
 def scheduler_settings(config: Config) -> dict:
     """SchedulerConfig keyword arguments from $PODCTL_HOME/config.yaml ({} without
     one). Errors name the file and the field, and come before any host is touched."""
     path = config.settings_file
     if not path.exists():
         return {}
-    import yaml
 
     from .errors import UsageError
     from .scheduler.registry import build
     from .scheduler.types import SchedulerConfig
 
-    try:
-        doc = yaml.safe_load(path.read_text()) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise UsageError(f"{path}: cannot read: {exc}") from exc
+    doc = read_settings(path)
 
     def bad(field: str, problem: str) -> UsageError:
         return UsageError(f"{path}: {field}: {problem}\n{SETTINGS_HELP}")
@@ -157,14 +166,10 @@ def pod_pids_limit(config: Config) -> int | None:
     path = config.settings_file
     if not path.exists():
         return DEFAULT_POD_PIDS_LIMIT
-    import yaml
 
     from .errors import UsageError
 
-    try:
-        doc = yaml.safe_load(path.read_text()) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise UsageError(f"{path}: cannot read: {exc}") from exc
+    doc = read_settings(path)
     kubelet = doc.get("kubelet") if isinstance(doc, dict) else None
     if kubelet is None:
         return DEFAULT_POD_PIDS_LIMIT
@@ -184,14 +189,10 @@ def network_settings(config: Config):
     path = config.settings_file
     if not path.exists():
         return NetworkSettings()
-    import yaml
 
     from .errors import UsageError
 
-    try:
-        doc = yaml.safe_load(path.read_text()) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise UsageError(f"{path}: cannot read: {exc}") from exc
+    doc = read_settings(path)
     net = doc.get("network") if isinstance(doc, dict) else None
     if net is None:
         return NetworkSettings()

@@ -227,12 +227,10 @@ def registry_settings(config) -> RegistrySettings:
     path: Path = config.settings_file
     if not path.exists():
         return RegistrySettings()
-    import yaml
 
-    try:
-        doc = yaml.safe_load(path.read_text()) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise UsageError(f"{path}: cannot read: {exc}") from exc
+    from .config import read_settings
+
+    doc = read_settings(path)
     if not isinstance(doc, dict):
         raise UsageError(f"{path}: (top level): expected a mapping")
     return load_settings(path, doc.get("registries"))
